@@ -1,0 +1,84 @@
+//! Reading a lake through Apache DataFusion.
+
+use std::path::{Path, PathBuf};
+
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+
+use crate::catalog::Catalog;
+use crate::error::{LakeError, io};
+use crate::{CATALOG, DEFAULT_DATA_DIR};
+
+/// The data directory: `--data DIR` if given, else `TRENT_DATA`, else `./trent-data`.
+pub fn resolve_data_dir(flag: Option<&Path>) -> PathBuf {
+    if let Some(p) = flag {
+        return p.to_path_buf();
+    }
+    match std::env::var_os("TRENT_DATA") {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => PathBuf::from(DEFAULT_DATA_DIR),
+    }
+}
+
+/// One published lake generation, pinned for the reader's lifetime.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    /// the data directory
+    pub root: PathBuf,
+    /// the generation folder (canonical path)
+    pub generation: PathBuf,
+    /// its catalog
+    pub catalog: Catalog,
+}
+
+impl Lake {
+    /// Open the current lake of a data directory.
+    pub fn open(root: &Path) -> Result<Lake, LakeError> {
+        let current = root.join("current");
+        if std::fs::symlink_metadata(&current).is_err() {
+            return Err(LakeError::NoLake { path: root.to_path_buf() });
+        }
+        let generation = current.canonicalize().map_err(io(&current))?;
+        let catalog = Catalog::read(&generation.join("lake").join(CATALOG))?;
+        Ok(Lake { root: root.to_path_buf(), generation, catalog })
+    }
+
+    /// True if a lake has been published in `root`.
+    pub fn exists(root: &Path) -> bool {
+        root.join("current").join("lake").join(CATALOG).exists()
+    }
+
+    /// Folder of a lake table.
+    pub fn table_dir(&self, table: &str) -> PathBuf {
+        self.generation.join("lake").join(table)
+    }
+
+    /// Folder of the identity vault's table (for the vault and shared record only).
+    pub fn vault_dir(&self) -> PathBuf {
+        self.generation.join("vault").join(crate::VAULT_TABLE)
+    }
+
+    /// A DataFusion session with every lake table registered under its name.
+    ///
+    /// Tables are listing tables over their Parquet folders with the model's schema, so
+    /// a query streams from disk and never needs a whole table in memory. The vault is
+    /// not registered.
+    pub async fn session(&self) -> Result<SessionContext, LakeError> {
+        let config = SessionConfig::new().with_information_schema(true);
+        let ctx = SessionContext::new_with_config(config);
+        self.register(&ctx).await?;
+        Ok(ctx)
+    }
+
+    /// Register the lake tables in an existing session.
+    pub async fn register(&self, ctx: &SessionContext) -> Result<(), LakeError> {
+        for t in &self.catalog.tables {
+            let Some(def) = trent_model::schema::table(&t.name) else { continue };
+            let schema = def.schema();
+            let dir = self.table_dir(&t.name);
+            let path = format!("{}/", dir.display());
+            let opts = ParquetReadOptions::default().schema(&schema);
+            ctx.register_parquet(&t.name, &path, opts).await?;
+        }
+        Ok(())
+    }
+}
