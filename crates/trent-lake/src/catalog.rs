@@ -78,7 +78,12 @@ impl Catalog {
 
 impl TableInfo {
     /// Catalog entry for a table definition.
-    pub fn new(def: &trent_model::TableDef, rows: u64, files: Vec<String>, run_id: &str) -> TableInfo {
+    pub fn new(
+        def: &trent_model::TableDef,
+        rows: u64,
+        files: Vec<String>,
+        run_id: &str,
+    ) -> TableInfo {
         TableInfo {
             name: def.name.to_string(),
             rows,

@@ -35,11 +35,17 @@ impl Lake {
     pub fn open(root: &Path) -> Result<Lake, LakeError> {
         let current = root.join("current");
         if std::fs::symlink_metadata(&current).is_err() {
-            return Err(LakeError::NoLake { path: root.to_path_buf() });
+            return Err(LakeError::NoLake {
+                path: root.to_path_buf(),
+            });
         }
         let generation = current.canonicalize().map_err(io(&current))?;
         let catalog = Catalog::read(&generation.join("lake").join(CATALOG))?;
-        Ok(Lake { root: root.to_path_buf(), generation, catalog })
+        Ok(Lake {
+            root: root.to_path_buf(),
+            generation,
+            catalog,
+        })
     }
 
     /// True if a lake has been published in `root`.
@@ -72,7 +78,9 @@ impl Lake {
     /// Register the lake tables in an existing session.
     pub async fn register(&self, ctx: &SessionContext) -> Result<(), LakeError> {
         for t in &self.catalog.tables {
-            let Some(def) = trent_model::schema::table(&t.name) else { continue };
+            let Some(def) = trent_model::schema::table(&t.name) else {
+                continue;
+            };
             let schema = def.schema();
             let dir = self.table_dir(&t.name);
             let path = format!("{}/", dir.display());

@@ -30,11 +30,15 @@ impl LakeWriter {
     pub fn create(root: &Path) -> Result<LakeWriter, LakeError> {
         if root.exists() {
             if !root.is_dir() {
-                return Err(LakeError::NotTrentDir { path: root.to_path_buf() });
+                return Err(LakeError::NotTrentDir {
+                    path: root.to_path_buf(),
+                });
             }
             let empty = fs::read_dir(root).map_err(io(root))?.next().is_none();
             if !empty && !root.join(MARKER).exists() {
-                return Err(LakeError::NotTrentDir { path: root.to_path_buf() });
+                return Err(LakeError::NotTrentDir {
+                    path: root.to_path_buf(),
+                });
             }
         }
         let gens = root.join("generations");
@@ -58,17 +62,29 @@ impl LakeWriter {
         fs::create_dir_all(staging.join("lake")).map_err(io(&staging))?;
         fs::create_dir_all(staging.join("vault")).map_err(io(&staging))?;
         restrict(&staging.join("vault"))?;
-        Ok(LakeWriter { root: root.to_path_buf(), staging, generation })
+        Ok(LakeWriter {
+            root: root.to_path_buf(),
+            staging,
+            generation,
+        })
     }
 
     /// A Parquet part file for a lake table: `lake/<table>/part-NNNNN.parquet`.
-    pub fn part(&self, table: &trent_model::TableDef, part: usize) -> Result<PartWriter, LakeError> {
+    pub fn part(
+        &self,
+        table: &trent_model::TableDef,
+        part: usize,
+    ) -> Result<PartWriter, LakeError> {
         PartWriter::create(&self.staging.join("lake").join(table.name), table, part)
     }
 
     /// A Parquet part file of the identity vault.
     pub fn vault_part(&self, part: usize) -> Result<PartWriter, LakeError> {
-        PartWriter::create(&self.staging.join("vault").join(VAULT_TABLE), &trent_model::VAULT, part)
+        PartWriter::create(
+            &self.staging.join("vault").join(VAULT_TABLE),
+            &trent_model::VAULT,
+            part,
+        )
     }
 
     /// Folder of the staged generation (for writers of other file kinds, e.g. FHIR).
@@ -90,7 +106,12 @@ impl LakeWriter {
         // swap `current` atomically: make a new symlink aside, rename it over the old one
         let tmp_link = self.root.join(format!(".current-{}", std::process::id()));
         let _ = fs::remove_file(&tmp_link);
-        symlink(Path::new("generations").join(format!("g{:06}", self.generation)).as_path(), &tmp_link)?;
+        symlink(
+            Path::new("generations")
+                .join(format!("g{:06}", self.generation))
+                .as_path(),
+            &tmp_link,
+        )?;
         let current = self.root.join("current");
         fs::rename(&tmp_link, &current).map_err(io(&current))?;
         for (name, target) in [("lake", "current/lake"), ("vault", "current/vault")] {
@@ -152,7 +173,11 @@ pub struct PartWriter {
 }
 
 impl PartWriter {
-    fn create(dir: &Path, table: &trent_model::TableDef, part: usize) -> Result<PartWriter, LakeError> {
+    fn create(
+        dir: &Path,
+        table: &trent_model::TableDef,
+        part: usize,
+    ) -> Result<PartWriter, LakeError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
         let file_name = format!("part-{part:05}.parquet");
         let path = dir.join(&file_name);
@@ -163,9 +188,18 @@ impl PartWriter {
             .set_statistics_enabled(EnabledStatistics::Chunk)
             .set_max_row_group_row_count(Some(1 << 20))
             .build();
-        let writer = ArrowWriter::try_new(file, table.schema(), Some(props))
-            .map_err(|source| LakeError::Parquet { path: path.clone(), source })?;
-        Ok(PartWriter { path, file_name, writer: Some(writer), rows: 0 })
+        let writer = ArrowWriter::try_new(file, table.schema(), Some(props)).map_err(|source| {
+            LakeError::Parquet {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        Ok(PartWriter {
+            path,
+            file_name,
+            writer: Some(writer),
+            rows: 0,
+        })
     }
 
     /// Append a batch (its schema must be the table's).
@@ -175,15 +209,19 @@ impl PartWriter {
             .as_mut()
             .expect("open")
             .write(batch)
-            .map_err(|source| LakeError::Parquet { path: self.path.clone(), source })
+            .map_err(|source| LakeError::Parquet {
+                path: self.path.clone(),
+                source,
+            })
     }
 
     /// Finish the file; returns (file name, rows).
     pub fn finish(mut self) -> Result<(String, u64), LakeError> {
         let w = self.writer.take().expect("open");
-        let file = w
-            .into_inner()
-            .map_err(|source| LakeError::Parquet { path: self.path.clone(), source })?;
+        let file = w.into_inner().map_err(|source| LakeError::Parquet {
+            path: self.path.clone(),
+            source,
+        })?;
         file.sync_all().map_err(io(&self.path))?;
         Ok((self.file_name, self.rows))
     }

@@ -42,8 +42,18 @@ fn write_gen(root: &std::path::Path, codes: &[&str], run: &str) {
 async fn count(root: &std::path::Path) -> i64 {
     let lake = Lake::open(root).unwrap();
     let ctx = lake.session().await.unwrap();
-    let b = ctx.sql("select count(*) from organisation").await.unwrap().collect().await.unwrap();
-    b[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0)
+    let b = ctx
+        .sql("select count(*) from organisation")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    b[0].column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .value(0)
 }
 
 #[tokio::test]
@@ -84,7 +94,10 @@ async fn killed_run_leaves_previous_lake_intact() {
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().starts_with(".staging"))
         .count();
-    assert_eq!(leftovers, 1, "only the new writer's own staging folder remains");
+    assert_eq!(
+        leftovers, 1,
+        "only the new writer's own staging folder remains"
+    );
 }
 
 #[test]

@@ -20,8 +20,18 @@ pub struct ConditionCode {
     pub icd10: &'static str,
 }
 
-const fn cc(key: &'static str, name: &'static str, snomed: &'static str, icd10: &'static str) -> ConditionCode {
-    ConditionCode { key, name, snomed, icd10 }
+const fn cc(
+    key: &'static str,
+    name: &'static str,
+    snomed: &'static str,
+    icd10: &'static str,
+) -> ConditionCode {
+    ConditionCode {
+        key,
+        name,
+        snomed,
+        icd10,
+    }
 }
 
 /// The long-term conditions, in the generator's order (index = condition id).
@@ -32,21 +42,56 @@ pub const CONDITIONS: &[ConditionCode] = &[
     cc("heart_failure", "Heart failure", "84114007", "I500"),
     cc("stroke", "Stroke", "230690007", "I639"),
     cc("af", "Atrial fibrillation", "49436004", "I48"),
-    cc("copd", "Chronic obstructive pulmonary disease", "13645005", "J449"),
+    cc(
+        "copd",
+        "Chronic obstructive pulmonary disease",
+        "13645005",
+        "J449",
+    ),
     cc("asthma", "Asthma", "195967001", "J459"),
     cc("cancer", "Malignant neoplasm", "363346000", "C809"),
     cc("dementia", "Dementia", "52448006", "F03"),
-    cc("smi", "Serious mental illness (schizophrenia, bipolar)", "58214004", "F209"),
+    cc(
+        "smi",
+        "Serious mental illness (schizophrenia, bipolar)",
+        "58214004",
+        "F209",
+    ),
     cc("depression", "Depression", "35489007", "F329"),
-    cc("learning_disability", "Learning disability", "110359009", "F79"),
+    cc(
+        "learning_disability",
+        "Learning disability",
+        "110359009",
+        "F79",
+    ),
     cc("osteoarthritis", "Osteoarthritis", "396275006", "M179"),
-    cc("ckd", "Chronic kidney disease stage 3-5", "709044004", "N183"),
+    cc(
+        "ckd",
+        "Chronic kidney disease stage 3-5",
+        "709044004",
+        "N183",
+    ),
     cc("epilepsy", "Epilepsy", "84757009", "G409"),
-    cc("rheumatoid_arthritis", "Rheumatoid arthritis", "69896004", "M069"),
+    cc(
+        "rheumatoid_arthritis",
+        "Rheumatoid arthritis",
+        "69896004",
+        "M069",
+    ),
     cc("parkinsons", "Parkinson's disease", "49049000", "G20"),
     cc("osteoporosis", "Osteoporosis", "64859006", "M819"),
-    cc("alcohol_dependence", "Alcohol dependence", "7200002", "F102"),
-    cc("liver_disease", "Chronic liver disease", "328383001", "K703"),
+    cc(
+        "alcohol_dependence",
+        "Alcohol dependence",
+        "7200002",
+        "F102",
+    ),
+    cc(
+        "liver_disease",
+        "Chronic liver disease",
+        "328383001",
+        "K703",
+    ),
     cc("pvd", "Peripheral vascular disease", "400047006", "I739"),
 ];
 
@@ -68,8 +113,18 @@ pub struct ObsCode {
     pub unit: Option<&'static str>,
 }
 
-const fn oc(key: &'static str, code: &'static str, name: &'static str, unit: Option<&'static str>) -> ObsCode {
-    ObsCode { key, code, name, unit }
+const fn oc(
+    key: &'static str,
+    code: &'static str,
+    name: &'static str,
+    unit: Option<&'static str>,
+) -> ObsCode {
+    ObsCode {
+        key,
+        code,
+        name,
+        unit,
+    }
 }
 
 /// Current smoker (finding, no value).
@@ -81,29 +136,79 @@ pub const OBS_NEVER_SMOKED: ObsCode = oc("never_smoked", "266919005", "Never smo
 /// Body mass index.
 pub const OBS_BMI: ObsCode = oc("bmi", "60621009", "Body mass index", Some("kg/m2"));
 /// Systolic blood pressure.
-pub const OBS_SYSTOLIC: ObsCode = oc("systolic", "271649006", "Systolic blood pressure", Some("mm[Hg]"));
+pub const OBS_SYSTOLIC: ObsCode = oc(
+    "systolic",
+    "271649006",
+    "Systolic blood pressure",
+    Some("mm[Hg]"),
+);
 /// Diastolic blood pressure.
-pub const OBS_DIASTOLIC: ObsCode = oc("diastolic", "271650006", "Diastolic blood pressure", Some("mm[Hg]"));
+pub const OBS_DIASTOLIC: ObsCode = oc(
+    "diastolic",
+    "271650006",
+    "Diastolic blood pressure",
+    Some("mm[Hg]"),
+);
 /// HbA1c (IFCC).
-pub const OBS_HBA1C: ObsCode = oc("hba1c", "999791000000106", "Haemoglobin A1c level (IFCC)", Some("mmol/mol"));
+pub const OBS_HBA1C: ObsCode = oc(
+    "hba1c",
+    "999791000000106",
+    "Haemoglobin A1c level (IFCC)",
+    Some("mmol/mol"),
+);
 /// Alcohol units per week.
 pub const OBS_ALCOHOL: ObsCode = oc("alcohol", "160573003", "Alcohol intake", Some("[arb'U]/wk"));
 /// Minutes of moderate physical activity per week (GPPAQ-style); < 30 = inactive.
-pub const OBS_ACTIVITY: ObsCode = oc("activity", "trent-activity-min-wk", "Moderate physical activity, minutes per week (local code)", Some("min/wk"));
+pub const OBS_ACTIVITY: ObsCode = oc(
+    "activity",
+    "trent-activity-min-wk",
+    "Moderate physical activity, minutes per week (local code)",
+    Some("min/wk"),
+);
 /// Self-rated health: 1 = very good/good, 0 = fair/bad/very bad.
-pub const OBS_SELF_RATED_HEALTH: ObsCode = oc("self_rated_health", "trent-srh-good", "Self-rated health good or very good, 1/0 (local code)", Some("1"));
+pub const OBS_SELF_RATED_HEALTH: ObsCode = oc(
+    "self_rated_health",
+    "trent-srh-good",
+    "Self-rated health good or very good, 1/0 (local code)",
+    Some("1"),
+);
 /// Birth weight of a baby (grams), recorded on the baby.
 pub const OBS_BIRTH_WEIGHT: ObsCode = oc("birth_weight", "364589006", "Birth weight", Some("g"));
 /// Gestation at birth (weeks), recorded on the baby.
-pub const OBS_GESTATION: ObsCode = oc("gestation", "412726003", "Length of gestation at birth", Some("wk"));
+pub const OBS_GESTATION: ObsCode = oc(
+    "gestation",
+    "412726003",
+    "Length of gestation at birth",
+    Some("wk"),
+);
 /// Breastfeeding at the 6-8 week check: 1 = any breast milk, 0 = none.
-pub const OBS_BREASTFEEDING: ObsCode = oc("breastfeeding_6_8wk", "trent-bf-6-8wk", "Breastfed (any) at 6-8 week review, 1/0 (local code)", Some("1"));
+pub const OBS_BREASTFEEDING: ObsCode = oc(
+    "breastfeeding_6_8wk",
+    "trent-bf-6-8wk",
+    "Breastfed (any) at 6-8 week review, 1/0 (local code)",
+    Some("1"),
+);
 /// National Child Measurement Programme BMI centile (UK90), Reception and Year 6.
-pub const OBS_NCMP_CENTILE: ObsCode = oc("ncmp_bmi_centile", "trent-ncmp-centile", "NCMP BMI centile (UK90) (local code)", Some("%"));
+pub const OBS_NCMP_CENTILE: ObsCode = oc(
+    "ncmp_bmi_centile",
+    "trent-ncmp-centile",
+    "NCMP BMI centile (UK90) (local code)",
+    Some("%"),
+);
 /// NHS Health Check invitation sent.
-pub const OBS_HEALTH_CHECK_INVITED: ObsCode = oc("health_check_invited", "trent-hc-invited", "NHS Health Check invitation (local code)", None);
+pub const OBS_HEALTH_CHECK_INVITED: ObsCode = oc(
+    "health_check_invited",
+    "trent-hc-invited",
+    "NHS Health Check invitation (local code)",
+    None,
+);
 /// NHS Health Check completed.
-pub const OBS_HEALTH_CHECK_DONE: ObsCode = oc("health_check_done", "trent-hc-done", "NHS Health Check completed (local code)", None);
+pub const OBS_HEALTH_CHECK_DONE: ObsCode = oc(
+    "health_check_done",
+    "trent-hc-done",
+    "NHS Health Check completed (local code)",
+    None,
+);
 
 /// All observation codes.
 pub const OBSERVATIONS: &[ObsCode] = &[
@@ -136,7 +241,9 @@ pub const ALCOHOL_RELATED_ICD10_PREFIXES: &[&str] = &[
 /// True when an ICD-10 code (with or without dot) is alcohol-related.
 pub fn is_alcohol_related(icd10: &str) -> bool {
     let c: String = icd10.chars().filter(|c| *c != '.').collect();
-    ALCOHOL_RELATED_ICD10_PREFIXES.iter().any(|p| c.starts_with(p))
+    ALCOHOL_RELATED_ICD10_PREFIXES
+        .iter()
+        .any(|p| c.starts_with(p))
 }
 
 /// Specialties (treatment function codes) used by the generator.
@@ -195,13 +302,26 @@ pub const MEDICINES: &[(&str, &str, f64)] = &[
 
 /// Markdown for the code lists (appended to `docs/schema.md`).
 pub fn markdown() -> String {
-    let mut s = String::from("## Code lists\n\n### Long-term conditions\n\n| key | condition | SNOMED CT | ICD-10 |\n| --- | --- | --- | --- |\n");
+    let mut s = String::from(
+        "## Code lists\n\n### Long-term conditions\n\n| key | condition | SNOMED CT | ICD-10 |\n| --- | --- | --- | --- |\n",
+    );
     for c in CONDITIONS {
-        s.push_str(&format!("| `{}` | {} | `{}` | `{}` |\n", c.key, c.name, c.snomed, c.icd10));
+        s.push_str(&format!(
+            "| `{}` | {} | `{}` | `{}` |\n",
+            c.key, c.name, c.snomed, c.icd10
+        ));
     }
-    s.push_str("\n### Observations\n\n| key | code | meaning | unit |\n| --- | --- | --- | --- |\n");
+    s.push_str(
+        "\n### Observations\n\n| key | code | meaning | unit |\n| --- | --- | --- | --- |\n",
+    );
     for o in OBSERVATIONS {
-        s.push_str(&format!("| `{}` | `{}` | {} | {} |\n", o.key, o.code, o.name, o.unit.unwrap_or("—")));
+        s.push_str(&format!(
+            "| `{}` | `{}` | {} | {} |\n",
+            o.key,
+            o.code,
+            o.name,
+            o.unit.unwrap_or("—")
+        ));
     }
     s.push_str("\n### Medicines (BNF chemical substance)\n\n| code | name | cost per 28 days (£) |\n| --- | --- | --- |\n");
     for (c, n, p) in MEDICINES {
@@ -213,7 +333,11 @@ pub fn markdown() -> String {
     }
     s.push_str(&format!(
         "\nAlcohol-related primary diagnoses (ICD-10 prefixes): {}.\n",
-        ALCOHOL_RELATED_ICD10_PREFIXES.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+        ALCOHOL_RELATED_ICD10_PREFIXES
+            .iter()
+            .map(|p| format!("`{p}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     s
 }

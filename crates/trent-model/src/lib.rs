@@ -16,4 +16,4 @@ pub mod codes;
 pub mod nhs_number;
 pub mod schema;
 
-pub use schema::{ColumnDef, TableDef, TABLES, VAULT};
+pub use schema::{ColumnDef, TABLES, TableDef, VAULT};

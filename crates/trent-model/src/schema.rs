@@ -112,19 +112,84 @@ pub const PERSON: TableDef = TableDef {
     name: "person",
     doc: "One row per person resident in the area and registered with one of its practices at any time in the lake's span. Pseudonymised: no NHS number, name, exact date of birth or postcode.",
     columns: &[
-        col("person_id", Int64, false, "Surrogate key; the only person identifier in the lake. Re-identification is possible only in the identity vault."),
-        col("sex", Utf8, false, "`F` or `M` (sex registered with the GP practice)."),
-        col("birth_month", Date, false, "Month of birth, always the 1st of the month."),
-        col("death_date", Date, true, "Date of death; null if alive at the end of the lake's span."),
-        col("death_cause", Utf8, true, "Underlying cause of death, ICD-10 without the dot (e.g. `I219`); null if alive."),
-        col("lsoa", Utf8, false, "Lower-layer Super Output Area of residence (last known)."),
-        col("imd_decile", Int32, false, "Index of Multiple Deprivation decile of the LSOA, 1 = most deprived tenth of England, 10 = least."),
-        col("la_code", Utf8, false, "Local authority (upper tier) of residence, ONS code."),
-        col("district", Utf8, false, "District (lower-tier or unitary authority) of residence, ONS code."),
-        col("practice_code", Utf8, false, "GP practice of registration (last known), organisation code."),
-        col("ethnicity", Utf8, false, "NHS ethnic category code (A White British … S Any other, Z not stated)."),
-        col("registration_start", Date, false, "Date the person joined the area's registered population (birth registration or move in); the lake's start date for people already registered then."),
-        col("registration_end", Date, true, "Date the person left the area's registered population (moved away or died); null if still registered."),
+        col(
+            "person_id",
+            Int64,
+            false,
+            "Surrogate key; the only person identifier in the lake. Re-identification is possible only in the identity vault.",
+        ),
+        col(
+            "sex",
+            Utf8,
+            false,
+            "`F` or `M` (sex registered with the GP practice).",
+        ),
+        col(
+            "birth_month",
+            Date,
+            false,
+            "Month of birth, always the 1st of the month.",
+        ),
+        col(
+            "death_date",
+            Date,
+            true,
+            "Date of death; null if alive at the end of the lake's span.",
+        ),
+        col(
+            "death_cause",
+            Utf8,
+            true,
+            "Underlying cause of death, ICD-10 without the dot (e.g. `I219`); null if alive.",
+        ),
+        col(
+            "lsoa",
+            Utf8,
+            false,
+            "Lower-layer Super Output Area of residence (last known).",
+        ),
+        col(
+            "imd_decile",
+            Int32,
+            false,
+            "Index of Multiple Deprivation decile of the LSOA, 1 = most deprived tenth of England, 10 = least.",
+        ),
+        col(
+            "la_code",
+            Utf8,
+            false,
+            "Local authority (upper tier) of residence, ONS code.",
+        ),
+        col(
+            "district",
+            Utf8,
+            false,
+            "District (lower-tier or unitary authority) of residence, ONS code.",
+        ),
+        col(
+            "practice_code",
+            Utf8,
+            false,
+            "GP practice of registration (last known), organisation code.",
+        ),
+        col(
+            "ethnicity",
+            Utf8,
+            false,
+            "NHS ethnic category code (A White British … S Any other, Z not stated).",
+        ),
+        col(
+            "registration_start",
+            Date,
+            false,
+            "Date the person joined the area's registered population (birth registration or move in); the lake's start date for people already registered then.",
+        ),
+        col(
+            "registration_end",
+            Date,
+            true,
+            "Date the person left the area's registered population (moved away or died); null if still registered.",
+        ),
     ],
 };
 
@@ -133,11 +198,31 @@ pub const ORGANISATION: TableDef = TableDef {
     name: "organisation",
     doc: "Every organisation and place of the area: practice → hub → locality → ccg → delivery_unit → stp; providers and their sites; local authorities and districts; LSOAs are in the area file, not here.",
     columns: &[
-        col("org_code", Utf8, false, "Organisation code (ODS code where public, otherwise a documented synthetic code)."),
+        col(
+            "org_code",
+            Utf8,
+            false,
+            "Organisation code (ODS code where public, otherwise a documented synthetic code).",
+        ),
         col("name", Utf8, false, "Name."),
-        col("org_type", Utf8, false, "One of `stp`, `delivery_unit`, `ccg`, `locality`, `hub`, `practice`, `provider`, `site`, `local_authority`, `district`."),
-        col("parent_code", Utf8, true, "The parent in the hierarchy (practice → hub → locality → ccg → delivery_unit → stp; site → provider; district → local_authority); null at the top."),
-        col("population", Int64, true, "Configured population (registered list for practices and above; residents for local authorities and districts) at full scale."),
+        col(
+            "org_type",
+            Utf8,
+            false,
+            "One of `stp`, `delivery_unit`, `ccg`, `locality`, `hub`, `practice`, `provider`, `site`, `local_authority`, `district`.",
+        ),
+        col(
+            "parent_code",
+            Utf8,
+            true,
+            "The parent in the hierarchy (practice → hub → locality → ccg → delivery_unit → stp; site → provider; district → local_authority); null at the top.",
+        ),
+        col(
+            "population",
+            Int64,
+            true,
+            "Configured population (registered list for practices and above; residents for local authorities and districts) at full scale.",
+        ),
     ],
 };
 
@@ -148,23 +233,108 @@ pub const ACTIVITY: TableDef = TableDef {
     columns: &[
         col("activity_id", Int64, false, "Surrogate key of the contact."),
         col("person_id", Int64, false, "The person (see `person`)."),
-        col("setting", Utf8, false, "`gp`, `ae`, `apc` (admitted patient care), `op` (outpatients), `community`, `mental_health`, `ambulance`, `nhs111`, `social_care_assessment`."),
-        col("start_ts", Timestamp, false, "Start: consultation time; A&E arrival; admission; call received."),
-        col("end_ts", Timestamp, true, "End: A&E departure; discharge; call closed. Null for a spell still open at the end of the lake's span."),
-        col("provider_code", Utf8, false, "Provider organisation code (practice code for `gp`)."),
-        col("site_code", Utf8, true, "Site of the provider where relevant (e.g. QMC, King's Mill)."),
-        col("admission_method", Utf8, true, "`apc` and mental health inpatient spells: `elective`, `emergency`, `maternity`, `transfer`."),
-        col("patient_class", Utf8, true, "`apc`: `ordinary` or `day_case`; `mental_health`/`community`: `inpatient` or `contact`; `op`: `first` or `follow_up`; `ae`: `type1` (major A&E) or `type3` (urgent care); `ambulance`: `see_and_convey`, `see_and_treat`, `hear_and_treat`."),
-        col("primary_diagnosis", Utf8, true, "ICD-10 without the dot (SUS convention), for `apc`, `ae`, `op` and mental health spells; secondary diagnoses are in `condition` with this `activity_id`."),
-        col("specialty", Utf8, true, "Treatment function code (e.g. `300` general medicine, `110` trauma and orthopaedics, `710` adult mental illness)."),
-        col("cost_gbp", Float64, false, "Cost in pounds from the national unit costs in the area file."),
-        col("discharge_destination", Utf8, true, "`apc`/`mental_health` inpatient: `usual_residence`, `care_home`, `other_hospital`, `died`; `ae`: `discharged`, `admitted`, `referred`, `died`."),
-        col("los_days", Int32, true, "Length of stay in days for spells (end date − start date); null when open or not a spell."),
-        col("medically_fit_date", Date, true, "`apc`: the date the patient became medically fit for discharge; days from then to discharge are delayed (excess) days."),
-        col("arrival_mode", Utf8, true, "`ae`: `ambulance` or `walk_in`."),
-        col("ambulance_category", Utf8, true, "`ambulance`: response category `red1`, `red2`, `green`."),
-        col("response_minutes", Float64, true, "`ambulance`: minutes from call to first vehicle on scene; null for hear-and-treat."),
-        col("referral_id", Int64, true, "`op` first attendances: the referral that led to them (see `referral`)."),
+        col(
+            "setting",
+            Utf8,
+            false,
+            "`gp`, `ae`, `apc` (admitted patient care), `op` (outpatients), `community`, `mental_health`, `ambulance`, `nhs111`, `social_care_assessment`.",
+        ),
+        col(
+            "start_ts",
+            Timestamp,
+            false,
+            "Start: consultation time; A&E arrival; admission; call received.",
+        ),
+        col(
+            "end_ts",
+            Timestamp,
+            true,
+            "End: A&E departure; discharge; call closed. Null for a spell still open at the end of the lake's span.",
+        ),
+        col(
+            "provider_code",
+            Utf8,
+            false,
+            "Provider organisation code (practice code for `gp`).",
+        ),
+        col(
+            "site_code",
+            Utf8,
+            true,
+            "Site of the provider where relevant (e.g. QMC, King's Mill).",
+        ),
+        col(
+            "admission_method",
+            Utf8,
+            true,
+            "`apc` and mental health inpatient spells: `elective`, `emergency`, `maternity`, `transfer`.",
+        ),
+        col(
+            "patient_class",
+            Utf8,
+            true,
+            "`apc`: `ordinary` or `day_case`; `mental_health`/`community`: `inpatient` or `contact`; `op`: `first` or `follow_up`; `ae`: `type1` (major A&E) or `type3` (urgent care); `ambulance`: `see_and_convey`, `see_and_treat`, `hear_and_treat`.",
+        ),
+        col(
+            "primary_diagnosis",
+            Utf8,
+            true,
+            "ICD-10 without the dot (SUS convention), for `apc`, `ae`, `op` and mental health spells; secondary diagnoses are in `condition` with this `activity_id`.",
+        ),
+        col(
+            "specialty",
+            Utf8,
+            true,
+            "Treatment function code (e.g. `300` general medicine, `110` trauma and orthopaedics, `710` adult mental illness).",
+        ),
+        col(
+            "cost_gbp",
+            Float64,
+            false,
+            "Cost in pounds from the national unit costs in the area file.",
+        ),
+        col(
+            "discharge_destination",
+            Utf8,
+            true,
+            "`apc`/`mental_health` inpatient: `usual_residence`, `care_home`, `other_hospital`, `died`; `ae`: `discharged`, `admitted`, `referred`, `died`.",
+        ),
+        col(
+            "los_days",
+            Int32,
+            true,
+            "Length of stay in days for spells (end date − start date); null when open or not a spell.",
+        ),
+        col(
+            "medically_fit_date",
+            Date,
+            true,
+            "`apc`: the date the patient became medically fit for discharge; days from then to discharge are delayed (excess) days.",
+        ),
+        col(
+            "arrival_mode",
+            Utf8,
+            true,
+            "`ae`: `ambulance` or `walk_in`.",
+        ),
+        col(
+            "ambulance_category",
+            Utf8,
+            true,
+            "`ambulance`: response category `red1`, `red2`, `green`.",
+        ),
+        col(
+            "response_minutes",
+            Float64,
+            true,
+            "`ambulance`: minutes from call to first vehicle on scene; null for hear-and-treat.",
+        ),
+        col(
+            "referral_id",
+            Int64,
+            true,
+            "`op` first attendances: the referral that led to them (see `referral`).",
+        ),
     ],
 };
 
@@ -175,9 +345,19 @@ pub const CONDITION: TableDef = TableDef {
     columns: &[
         col("person_id", Int64, false, "The person."),
         col("code_system", Utf8, false, "`SNOMED` or `ICD10`."),
-        col("code", Utf8, false, "The code (SNOMED CT concept id; ICD-10 without the dot)."),
+        col(
+            "code",
+            Utf8,
+            false,
+            "The code (SNOMED CT concept id; ICD-10 without the dot).",
+        ),
         col("recorded_date", Date, false, "Date recorded."),
-        col("activity_id", Int64, true, "The hospital spell this diagnosis was coded in; null for GP-recorded conditions."),
+        col(
+            "activity_id",
+            Int64,
+            true,
+            "The hospital spell this diagnosis was coded in; null for GP-recorded conditions.",
+        ),
     ],
 };
 
@@ -187,8 +367,18 @@ pub const OBSERVATION: TableDef = TableDef {
     doc: "One row per measurement or recorded finding (smoking status, BMI, blood pressure, HbA1c, alcohol, activity, self-rated health, birth weight …). Codes are listed in `trent_model::codes`.",
     columns: &[
         col("person_id", Int64, false, "The person."),
-        col("code", Utf8, false, "Observation code (SNOMED CT where one is known, else a `trent-` local code; see docs)."),
-        col("value", Float64, true, "Numeric value; null for findings recorded by code alone (e.g. smoking status)."),
+        col(
+            "code",
+            Utf8,
+            false,
+            "Observation code (SNOMED CT where one is known, else a `trent-` local code; see docs).",
+        ),
+        col(
+            "value",
+            Float64,
+            true,
+            "Numeric value; null for findings recorded by code alone (e.g. smoking status).",
+        ),
         col("unit", Utf8, true, "UCUM-style unit of `value`."),
         col("obs_date", Date, false, "Date of the observation."),
     ],
@@ -200,9 +390,19 @@ pub const MEDICATION: TableDef = TableDef {
     doc: "One row per prescription issue in primary care.",
     columns: &[
         col("person_id", Int64, false, "The person."),
-        col("code", Utf8, false, "BNF chemical substance code (9 characters)."),
+        col(
+            "code",
+            Utf8,
+            false,
+            "BNF chemical substance code (9 characters).",
+        ),
         col("issue_date", Date, false, "Date issued."),
-        col("cost_gbp", Float64, false, "Net ingredient cost of the issue, pounds."),
+        col(
+            "cost_gbp",
+            Float64,
+            false,
+            "Net ingredient cost of the issue, pounds.",
+        ),
         col("days_supply", Int32, false, "Days of treatment supplied."),
     ],
 };
@@ -213,11 +413,31 @@ pub const SOCIAL_CARE: TableDef = TableDef {
     doc: "One row per adult social care service episode (package).",
     columns: &[
         col("person_id", Int64, false, "The person."),
-        col("service", Utf8, false, "`residential`, `nursing`, `home_care`, `reablement`, `direct_payment`."),
+        col(
+            "service",
+            Utf8,
+            false,
+            "`residential`, `nursing`, `home_care`, `reablement`, `direct_payment`.",
+        ),
         col("start_date", Date, false, "Start of the service."),
-        col("end_date", Date, true, "End of the service; null if ongoing at the end of the lake's span."),
-        col("weekly_cost_gbp", Float64, false, "Gross weekly cost, pounds."),
-        col("la_code", Utf8, false, "The local authority funding the service."),
+        col(
+            "end_date",
+            Date,
+            true,
+            "End of the service; null if ongoing at the end of the lake's span.",
+        ),
+        col(
+            "weekly_cost_gbp",
+            Float64,
+            false,
+            "Gross weekly cost, pounds.",
+        ),
+        col(
+            "la_code",
+            Utf8,
+            false,
+            "The local authority funding the service.",
+        ),
     ],
 };
 
@@ -226,12 +446,27 @@ pub const REFERRAL: TableDef = TableDef {
     name: "referral",
     doc: "One row per referral from a GP practice to a specialty.",
     columns: &[
-        col("referral_id", Int64, false, "Surrogate key of the referral."),
+        col(
+            "referral_id",
+            Int64,
+            false,
+            "Surrogate key of the referral.",
+        ),
         col("person_id", Int64, false, "The person."),
         col("practice_code", Utf8, false, "Referring practice."),
-        col("specialty", Utf8, false, "Treatment function code referred to."),
+        col(
+            "specialty",
+            Utf8,
+            false,
+            "Treatment function code referred to.",
+        ),
         col("referral_date", Date, false, "Date of referral."),
-        col("priority", Utf8, false, "`routine`, `urgent`, `two_week_wait`."),
+        col(
+            "priority",
+            Utf8,
+            false,
+            "`routine`, `urgent`, `two_week_wait`.",
+        ),
     ],
 };
 
@@ -253,7 +488,12 @@ pub const VAULT: TableDef = TableDef {
     doc: "The identity vault: one row per person with identifiable details. Written beside the lake, never into it; readable only by the vault and the shared care record.",
     columns: &[
         col("person_id", Int64, false, "The lake's surrogate key."),
-        col("nhs_number", Utf8, false, "Ten-digit NHS number (synthetic people: numbers beginning with 9, never issued)."),
+        col(
+            "nhs_number",
+            Utf8,
+            false,
+            "Ten-digit NHS number (synthetic people: numbers beginning with 9, never issued).",
+        ),
         col("given_name", Utf8, false, "Given name."),
         col("family_name", Utf8, false, "Family name."),
         col("birth_date", Date, false, "Exact date of birth."),
@@ -307,14 +547,73 @@ mod tests {
     #[test]
     fn required_columns_exist_with_issue_names() {
         let need: &[(&str, &[&str])] = &[
-            ("person", &["person_id", "sex", "birth_month", "death_date", "lsoa", "imd_decile", "la_code", "district", "practice_code", "ethnicity"]),
-            ("organisation", &["org_code", "name", "org_type", "parent_code"]),
-            ("activity", &["activity_id", "person_id", "setting", "start_ts", "end_ts", "provider_code", "admission_method", "primary_diagnosis", "specialty", "cost_gbp", "discharge_destination"]),
-            ("condition", &["person_id", "code_system", "code", "recorded_date"]),
-            ("observation", &["person_id", "code", "value", "unit", "obs_date"]),
-            ("medication", &["person_id", "code", "issue_date", "cost_gbp"]),
-            ("social_care", &["person_id", "service", "start_date", "end_date", "weekly_cost_gbp"]),
-            ("referral", &["person_id", "practice_code", "specialty", "referral_date", "priority"]),
+            (
+                "person",
+                &[
+                    "person_id",
+                    "sex",
+                    "birth_month",
+                    "death_date",
+                    "lsoa",
+                    "imd_decile",
+                    "la_code",
+                    "district",
+                    "practice_code",
+                    "ethnicity",
+                ],
+            ),
+            (
+                "organisation",
+                &["org_code", "name", "org_type", "parent_code"],
+            ),
+            (
+                "activity",
+                &[
+                    "activity_id",
+                    "person_id",
+                    "setting",
+                    "start_ts",
+                    "end_ts",
+                    "provider_code",
+                    "admission_method",
+                    "primary_diagnosis",
+                    "specialty",
+                    "cost_gbp",
+                    "discharge_destination",
+                ],
+            ),
+            (
+                "condition",
+                &["person_id", "code_system", "code", "recorded_date"],
+            ),
+            (
+                "observation",
+                &["person_id", "code", "value", "unit", "obs_date"],
+            ),
+            (
+                "medication",
+                &["person_id", "code", "issue_date", "cost_gbp"],
+            ),
+            (
+                "social_care",
+                &[
+                    "person_id",
+                    "service",
+                    "start_date",
+                    "end_date",
+                    "weekly_cost_gbp",
+                ],
+            ),
+            (
+                "referral",
+                &[
+                    "person_id",
+                    "practice_code",
+                    "specialty",
+                    "referral_date",
+                    "priority",
+                ],
+            ),
         ];
         for (t, cols) in need {
             let def = table(t).unwrap_or_else(|| panic!("table {t}"));
@@ -322,7 +621,14 @@ mod tests {
                 assert!(def.index_of(c).is_some(), "{t}.{c}");
             }
         }
-        assert_eq!(PERSON.schema().field_with_name("birth_month").unwrap().data_type(), &DataType::Date32);
+        assert_eq!(
+            PERSON
+                .schema()
+                .field_with_name("birth_month")
+                .unwrap()
+                .data_type(),
+            &DataType::Date32
+        );
     }
 
     #[test]
@@ -331,7 +637,8 @@ mod tests {
             for c in t.columns {
                 for bad in ["nhs_number", "name", "postcode", "birth_date", "address"] {
                     assert!(
-                        !(c.name.contains(bad) && c.name != "name" || (c.name == "name" && t.name != "organisation")),
+                        !(c.name.contains(bad) && c.name != "name"
+                            || (c.name == "name" && t.name != "organisation")),
                         "{}.{} looks identifiable",
                         t.name,
                         c.name

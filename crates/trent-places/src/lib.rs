@@ -350,12 +350,14 @@ pub const REQUIRED_UNIT_COSTS: &[&str] = &[
 impl Area {
     /// Load a bundled area by name.
     pub fn bundled(name: &str) -> Result<Area, AreaError> {
-        let (_, text) = BUNDLED.iter().find(|(n, _)| *n == name).ok_or_else(|| {
-            AreaError::UnknownArea {
-                name: name.to_string(),
-                known: BUNDLED.iter().map(|(n, _)| n.to_string()).collect(),
-            }
-        })?;
+        let (_, text) =
+            BUNDLED
+                .iter()
+                .find(|(n, _)| *n == name)
+                .ok_or_else(|| AreaError::UnknownArea {
+                    name: name.to_string(),
+                    known: BUNDLED.iter().map(|(n, _)| n.to_string()).collect(),
+                })?;
         Area::parse(text, &format!("config/areas/{name}.toml (bundled)"))
     }
 
@@ -401,39 +403,104 @@ impl Area {
                     return Err(area.bad(format!("{what}[{i}].code"), "empty code"));
                 }
                 if !seen.insert(c.to_string()) {
-                    return Err(area.bad(format!("{what}[{i}].code"), format!("duplicate code {c:?}")));
+                    return Err(
+                        area.bad(format!("{what}[{i}].code"), format!("duplicate code {c:?}"))
+                    );
                 }
             }
             Ok(())
         }
         let mut seen = HashSet::new();
-        unique(self, "delivery_units", self.delivery_units.iter().map(|x| x.code.as_str()), &mut seen)?;
-        unique(self, "ccgs", self.ccgs.iter().map(|x| x.code.as_str()), &mut seen)?;
-        unique(self, "localities", self.localities.iter().map(|x| x.code.as_str()), &mut seen)?;
-        unique(self, "hubs", self.hubs.iter().map(|x| x.code.as_str()), &mut seen)?;
-        unique(self, "practices", self.practices.iter().map(|x| x.code.as_str()), &mut seen)?;
-        unique(self, "providers", self.providers.iter().map(|x| x.code.as_str()), &mut seen)?;
+        unique(
+            self,
+            "delivery_units",
+            self.delivery_units.iter().map(|x| x.code.as_str()),
+            &mut seen,
+        )?;
+        unique(
+            self,
+            "ccgs",
+            self.ccgs.iter().map(|x| x.code.as_str()),
+            &mut seen,
+        )?;
+        unique(
+            self,
+            "localities",
+            self.localities.iter().map(|x| x.code.as_str()),
+            &mut seen,
+        )?;
+        unique(
+            self,
+            "hubs",
+            self.hubs.iter().map(|x| x.code.as_str()),
+            &mut seen,
+        )?;
+        unique(
+            self,
+            "practices",
+            self.practices.iter().map(|x| x.code.as_str()),
+            &mut seen,
+        )?;
+        unique(
+            self,
+            "providers",
+            self.providers.iter().map(|x| x.code.as_str()),
+            &mut seen,
+        )?;
         let mut seen_la = HashSet::new();
-        unique(self, "local_authorities", self.local_authorities.iter().map(|x| x.code.as_str()), &mut seen_la)?;
+        unique(
+            self,
+            "local_authorities",
+            self.local_authorities.iter().map(|x| x.code.as_str()),
+            &mut seen_la,
+        )?;
         let mut seen_d = HashSet::new();
-        unique(self, "districts", self.districts.iter().map(|x| x.code.as_str()), &mut seen_d)?;
+        unique(
+            self,
+            "districts",
+            self.districts.iter().map(|x| x.code.as_str()),
+            &mut seen_d,
+        )?;
         let mut seen_l = HashSet::new();
-        unique(self, "lsoas", self.lsoas.iter().map(|x| x.code.as_str()), &mut seen_l)?;
+        unique(
+            self,
+            "lsoas",
+            self.lsoas.iter().map(|x| x.code.as_str()),
+            &mut seen_l,
+        )?;
 
         if self.area.population == 0 {
             return Err(self.bad("area.population", "must be positive"));
         }
-        let dus: HashSet<&str> = self.delivery_units.iter().map(|d| d.code.as_str()).collect();
-        let provs: HashMap<&str, &Provider> = self.providers.iter().map(|p| (p.code.as_str(), p)).collect();
+        let dus: HashSet<&str> = self
+            .delivery_units
+            .iter()
+            .map(|d| d.code.as_str())
+            .collect();
+        let provs: HashMap<&str, &Provider> = self
+            .providers
+            .iter()
+            .map(|p| (p.code.as_str(), p))
+            .collect();
         for (i, d) in self.delivery_units.iter().enumerate() {
-            for (k, v) in [("acute_provider", &d.acute_provider), ("community_provider", &d.community_provider), ("elective_partner", &d.elective_partner)] {
+            for (k, v) in [
+                ("acute_provider", &d.acute_provider),
+                ("community_provider", &d.community_provider),
+                ("elective_partner", &d.elective_partner),
+            ] {
                 if !provs.contains_key(v.as_str()) {
-                    return Err(self.bad(format!("delivery_units[{i}].{k}"), format!("unknown provider {v:?}")));
+                    return Err(self.bad(
+                        format!("delivery_units[{i}].{k}"),
+                        format!("unknown provider {v:?}"),
+                    ));
                 }
             }
             let acute = provs[d.acute_provider.as_str()];
             if !acute.sites.iter().any(|s| s.code == d.ae_site) {
-                return Err(self.bad(format!("delivery_units[{i}].ae_site"), format!("{:?} is not a site of {}", d.ae_site, acute.code)));
+                return Err(self.bad(
+                    format!("delivery_units[{i}].ae_site"),
+                    format!("{:?} is not a site of {}", d.ae_site, acute.code),
+                ));
             }
         }
         for kind in ["ambulance", "urgent_care", "mental_health"] {
@@ -445,27 +512,76 @@ impl Area {
         let mut sum = 0;
         for (i, c) in self.ccgs.iter().enumerate() {
             if !dus.contains(c.delivery_unit.as_str()) {
-                return Err(self.bad(format!("ccgs[{i}].delivery_unit"), format!("unknown delivery unit {:?}", c.delivery_unit)));
+                return Err(self.bad(
+                    format!("ccgs[{i}].delivery_unit"),
+                    format!("unknown delivery unit {:?}", c.delivery_unit),
+                ));
             }
             sum += c.population;
         }
         if sum != self.area.population {
-            return Err(self.bad("ccgs[].population", format!("CCG populations add up to {sum}, but area.population is {}", self.area.population)));
+            return Err(self.bad(
+                "ccgs[].population",
+                format!(
+                    "CCG populations add up to {sum}, but area.population is {}",
+                    self.area.population
+                ),
+            ));
         }
-        self.children_add_up("localities", self.localities.iter().map(|l| (&l.code, &l.ccg, l.population)), self.ccgs.iter().map(|c| (&c.code, c.population)), "ccg")?;
-        self.children_add_up("hubs", self.hubs.iter().map(|h| (&h.code, &h.locality, h.population)), self.localities.iter().map(|l| (&l.code, l.population)), "locality")?;
-        self.children_add_up("practices", self.practices.iter().map(|p| (&p.code, &p.hub, p.list_size)), self.hubs.iter().map(|h| (&h.code, h.population)), "hub")?;
-        self.children_add_up("lsoas", self.lsoas.iter().map(|l| (&l.code, &l.locality, l.population)), self.localities.iter().map(|l| (&l.code, l.population)), "locality")?;
+        self.children_add_up(
+            "localities",
+            self.localities
+                .iter()
+                .map(|l| (&l.code, &l.ccg, l.population)),
+            self.ccgs.iter().map(|c| (&c.code, c.population)),
+            "ccg",
+        )?;
+        self.children_add_up(
+            "hubs",
+            self.hubs
+                .iter()
+                .map(|h| (&h.code, &h.locality, h.population)),
+            self.localities.iter().map(|l| (&l.code, l.population)),
+            "locality",
+        )?;
+        self.children_add_up(
+            "practices",
+            self.practices
+                .iter()
+                .map(|p| (&p.code, &p.hub, p.list_size)),
+            self.hubs.iter().map(|h| (&h.code, h.population)),
+            "hub",
+        )?;
+        self.children_add_up(
+            "lsoas",
+            self.lsoas
+                .iter()
+                .map(|l| (&l.code, &l.locality, l.population)),
+            self.localities.iter().map(|l| (&l.code, l.population)),
+            "locality",
+        )?;
         let [lmin, lmax] = self.area.locality_population;
         for (i, l) in self.localities.iter().enumerate() {
             if l.population < lmin || l.population > lmax {
-                return Err(self.bad(format!("localities[{i}].population"), format!("{} is outside area.locality_population {lmin}-{lmax}", l.population)));
+                return Err(self.bad(
+                    format!("localities[{i}].population"),
+                    format!(
+                        "{} is outside area.locality_population {lmin}-{lmax}",
+                        l.population
+                    ),
+                ));
             }
         }
         let [hmin, hmax] = self.area.hub_population;
         for (i, h) in self.hubs.iter().enumerate() {
             if h.population < hmin || h.population > hmax {
-                return Err(self.bad(format!("hubs[{i}].population"), format!("{} is outside area.hub_population {hmin}-{hmax}", h.population)));
+                return Err(self.bad(
+                    format!("hubs[{i}].population"),
+                    format!(
+                        "{} is outside area.hub_population {hmin}-{hmax}",
+                        h.population
+                    ),
+                ));
             }
         }
         for (i, p) in self.practices.iter().enumerate() {
@@ -475,15 +591,24 @@ impl Area {
         }
         for (i, d) in self.districts.iter().enumerate() {
             if !seen_la.contains(&d.la) {
-                return Err(self.bad(format!("districts[{i}].la"), format!("unknown local authority {:?}", d.la)));
+                return Err(self.bad(
+                    format!("districts[{i}].la"),
+                    format!("unknown local authority {:?}", d.la),
+                ));
             }
         }
         for (i, l) in self.lsoas.iter().enumerate() {
             if !seen_d.contains(&l.district) {
-                return Err(self.bad(format!("lsoas[{i}].district"), format!("unknown district {:?}", l.district)));
+                return Err(self.bad(
+                    format!("lsoas[{i}].district"),
+                    format!("unknown district {:?}", l.district),
+                ));
             }
             if !(1..=10).contains(&l.imd_decile) {
-                return Err(self.bad(format!("lsoas[{i}].imd_decile"), format!("{} is not a decile 1-10", l.imd_decile)));
+                return Err(self.bad(
+                    format!("lsoas[{i}].imd_decile"),
+                    format!("{} is not a decile 1-10", l.imd_decile),
+                ));
             }
             if l.population == 0 {
                 return Err(self.bad(format!("lsoas[{i}].population"), "must be positive"));
@@ -491,40 +616,70 @@ impl Area {
         }
         for la in &self.local_authorities {
             let Some(p) = self.age_profiles.get(&la.code) else {
-                return Err(self.bad(format!("age_profiles.{}", la.code), "missing age profile for local authority"));
+                return Err(self.bad(
+                    format!("age_profiles.{}", la.code),
+                    "missing age profile for local authority",
+                ));
             };
             if p.shares.len() != AGE_BANDS || p.male.len() != AGE_BANDS {
-                return Err(self.bad(format!("age_profiles.{}", la.code), format!("shares and male need {AGE_BANDS} bands (0-4 … 85-89, 90+)")));
+                return Err(self.bad(
+                    format!("age_profiles.{}", la.code),
+                    format!("shares and male need {AGE_BANDS} bands (0-4 … 85-89, 90+)"),
+                ));
             }
             if p.shares.iter().any(|s| *s < 0.0) || p.shares.iter().sum::<f64>() <= 0.0 {
-                return Err(self.bad(format!("age_profiles.{}.shares", la.code), "shares must be non-negative and not all zero"));
+                return Err(self.bad(
+                    format!("age_profiles.{}.shares", la.code),
+                    "shares must be non-negative and not all zero",
+                ));
             }
             if p.male.iter().any(|m| !(0.0..=1.0).contains(m)) {
-                return Err(self.bad(format!("age_profiles.{}.male", la.code), "male shares must lie in 0..1"));
+                return Err(self.bad(
+                    format!("age_profiles.{}.male", la.code),
+                    "male shares must lie in 0..1",
+                ));
             }
             if self.ethnicity_shares(&la.code).is_empty() {
-                return Err(self.bad(format!("ethnicity.{}", la.code), "missing ethnicity shares for local authority"));
+                return Err(self.bad(
+                    format!("ethnicity.{}", la.code),
+                    "missing ethnicity shares for local authority",
+                ));
             }
         }
         for k in REQUIRED_UNIT_COSTS {
             match self.unit_costs.get(*k) {
                 None => return Err(self.bad(format!("unit_costs.{k}"), "missing unit cost")),
-                Some(u) if u.gbp < 0.0 => return Err(self.bad(format!("unit_costs.{k}.gbp"), "negative cost")),
+                Some(u) if u.gbp < 0.0 => {
+                    return Err(self.bad(format!("unit_costs.{k}.gbp"), "negative cost"));
+                }
                 _ => {}
             }
         }
         let mut ids = HashSet::new();
         for (i, t) in self.targets.iter().enumerate() {
             if !ids.insert(&t.id) {
-                return Err(self.bad(format!("targets[{i}].id"), format!("duplicate target id {:?}", t.id)));
+                return Err(self.bad(
+                    format!("targets[{i}].id"),
+                    format!("duplicate target id {:?}", t.id),
+                ));
             }
             if !KNOWN_MEASURES.contains(&t.measure.as_str()) {
-                return Err(self.bad(format!("targets[{i}].measure"), format!("unknown measure {:?}; known: {}", t.measure, KNOWN_MEASURES.join(", "))));
+                return Err(self.bad(
+                    format!("targets[{i}].measure"),
+                    format!(
+                        "unknown measure {:?}; known: {}",
+                        t.measure,
+                        KNOWN_MEASURES.join(", ")
+                    ),
+                ));
             }
             if let Some(la) = &t.la
                 && !seen_la.contains(la)
             {
-                return Err(self.bad(format!("targets[{i}].la"), format!("unknown local authority {la:?}")));
+                return Err(self.bad(
+                    format!("targets[{i}].la"),
+                    format!("unknown local authority {la:?}"),
+                ));
             }
             for c in [&t.ccg, &t.versus].into_iter().flatten() {
                 if !self.ccgs.iter().any(|x| &x.code == c) {
@@ -534,7 +689,10 @@ impl Area {
             if let Some(p) = &t.provider
                 && !provs.contains_key(p.as_str())
             {
-                return Err(self.bad(format!("targets[{i}].provider"), format!("unknown provider {p:?}")));
+                return Err(self.bad(
+                    format!("targets[{i}].provider"),
+                    format!("unknown provider {p:?}"),
+                ));
             }
         }
         Ok(())
@@ -551,14 +709,22 @@ impl Area {
         let mut sums: HashMap<&str, u64> = HashMap::new();
         for (i, (code, parent, pop)) in children.enumerate() {
             if !parents.iter().any(|(p, _)| *p == parent) {
-                return Err(self.bad(format!("{what}[{i}].{parent_key}"), format!("{code} has unknown {parent_key} {parent:?}")));
+                return Err(self.bad(
+                    format!("{what}[{i}].{parent_key}"),
+                    format!("{code} has unknown {parent_key} {parent:?}"),
+                ));
             }
             *sums.entry(parent.as_str()).or_default() += pop;
         }
         for (p, pop) in parents {
             let s = sums.get(p.as_str()).copied().unwrap_or(0);
             if s != pop {
-                return Err(self.bad(format!("{what}[].population"), format!("{what} of {parent_key} {p} add up to {s}, but its population is {pop}")));
+                return Err(self.bad(
+                    format!("{what}[].population"),
+                    format!(
+                        "{what} of {parent_key} {p} add up to {s}, but its population is {pop}"
+                    ),
+                ));
             }
         }
         Ok(())
@@ -566,10 +732,16 @@ impl Area {
 
     /// Ethnicity shares (code, share) for a local authority, normalised to 1.
     pub fn ethnicity_shares(&self, la: &str) -> Vec<(String, f64)> {
-        let Some(m) = self.ethnicity.get(la) else { return vec![] };
+        let Some(m) = self.ethnicity.get(la) else {
+            return vec![];
+        };
         let v: Vec<(String, f64)> = m
             .iter()
-            .filter_map(|(k, v)| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)).map(|f| (k.clone(), f)))
+            .filter_map(|(k, v)| {
+                v.as_float()
+                    .or_else(|| v.as_integer().map(|i| i as f64))
+                    .map(|f| (k.clone(), f))
+            })
             .collect();
         let s: f64 = v.iter().map(|x| x.1).sum();
         v.into_iter().map(|(k, x)| (k, x / s)).collect()
@@ -582,24 +754,46 @@ impl Area {
 
     /// The local authority of a district.
     pub fn la_of_district(&self, district: &str) -> &str {
-        self.districts.iter().find(|d| d.code == district).map(|d| d.la.as_str()).unwrap_or("")
+        self.districts
+            .iter()
+            .find(|d| d.code == district)
+            .map(|d| d.la.as_str())
+            .unwrap_or("")
     }
 
     /// The CCG of a locality.
     pub fn ccg_of_locality(&self, locality: &str) -> &Ccg {
-        let l = self.localities.iter().find(|l| l.code == locality).expect("validated locality");
-        self.ccgs.iter().find(|c| c.code == l.ccg).expect("validated ccg")
+        let l = self
+            .localities
+            .iter()
+            .find(|l| l.code == locality)
+            .expect("validated locality");
+        self.ccgs
+            .iter()
+            .find(|c| c.code == l.ccg)
+            .expect("validated ccg")
     }
 
     /// The delivery unit of a CCG.
     pub fn delivery_unit(&self, code: &str) -> &DeliveryUnit {
-        self.delivery_units.iter().find(|d| d.code == code).expect("validated delivery unit")
+        self.delivery_units
+            .iter()
+            .find(|d| d.code == code)
+            .expect("validated delivery unit")
     }
 
     /// Practices whose hub lies in a locality.
     pub fn practices_in_locality(&self, locality: &str) -> Vec<&Practice> {
-        let hubs: HashSet<&str> = self.hubs.iter().filter(|h| h.locality == locality).map(|h| h.code.as_str()).collect();
-        self.practices.iter().filter(|p| hubs.contains(p.hub.as_str())).collect()
+        let hubs: HashSet<&str> = self
+            .hubs
+            .iter()
+            .filter(|h| h.locality == locality)
+            .map(|h| h.code.as_str())
+            .collect();
+        self.practices
+            .iter()
+            .filter(|p| hubs.contains(p.hub.as_str()))
+            .collect()
     }
 
     /// Targets with a given measure.
@@ -610,7 +804,12 @@ impl Area {
     /// Share of the population living in LSOAs of the two most deprived deciles.
     pub fn most_deprived_fifth_share(&self) -> f64 {
         let tot: u64 = self.lsoas.iter().map(|l| l.population).sum();
-        let dep: u64 = self.lsoas.iter().filter(|l| l.imd_decile <= 2).map(|l| l.population).sum();
+        let dep: u64 = self
+            .lsoas
+            .iter()
+            .filter(|l| l.imd_decile <= 2)
+            .map(|l| l.population)
+            .sum();
         dep as f64 / tot as f64
     }
 }

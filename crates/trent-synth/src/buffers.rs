@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder, TimestampSecondBuilder};
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder,
+    StringBuilder, TimestampSecondBuilder,
+};
 use arrow::record_batch::RecordBatch;
 use trent_lake::{LakeError, PartWriter};
 use trent_model::TableDef;
@@ -72,7 +75,12 @@ impl TableBuf {
                 ColType::Boolean => Col::Bool(BooleanBuilder::new()),
             })
             .collect();
-        TableBuf { def, cols, len: 0, writer }
+        TableBuf {
+            def,
+            cols,
+            len: 0,
+            writer,
+        }
     }
 
     /// Append one row; values in column order. Panics on a type mismatch (a bug).

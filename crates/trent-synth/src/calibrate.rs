@@ -21,25 +21,65 @@ use crate::stats::{self, bisect, logistic, solve_intercept};
 /// England values used when an area file states no target for a local authority.
 /// (measure, value, source)
 pub const ENGLAND: &[(&str, f64, &str)] = &[
-    ("smoking_prevalence", 16.9, "PHE Local Tobacco Control Profiles, England 2015"),
-    ("adult_overweight", 64.8, "PHE Active People Survey, England 2013-15"),
-    ("child_overweight_10_11", 33.2, "NCMP England 2014/15, Year 6"),
-    ("physical_inactivity", 28.7, "PHE Active People Survey, England 2015"),
-    ("breastfeeding", 43.8, "PHE, breastfeeding at 6-8 weeks, England 2014/15"),
-    ("low_birth_weight_term", 2.86, "PHE, low birth weight of term babies, England 2014"),
-    ("health_check_uptake", 48.9, "PHE NHS Health Check, England 2013-16"),
-    ("alcohol_admissions_dsr", 641.0, "PHE LAPE, narrow measure, England 2014/15"),
+    (
+        "smoking_prevalence",
+        16.9,
+        "PHE Local Tobacco Control Profiles, England 2015",
+    ),
+    (
+        "adult_overweight",
+        64.8,
+        "PHE Active People Survey, England 2013-15",
+    ),
+    (
+        "child_overweight_10_11",
+        33.2,
+        "NCMP England 2014/15, Year 6",
+    ),
+    (
+        "physical_inactivity",
+        28.7,
+        "PHE Active People Survey, England 2015",
+    ),
+    (
+        "breastfeeding",
+        43.8,
+        "PHE, breastfeeding at 6-8 weeks, England 2014/15",
+    ),
+    (
+        "low_birth_weight_term",
+        2.86,
+        "PHE, low birth weight of term babies, England 2014",
+    ),
+    (
+        "health_check_uptake",
+        48.9,
+        "PHE NHS Health Check, England 2013-16",
+    ),
+    (
+        "alcohol_admissions_dsr",
+        641.0,
+        "PHE LAPE, narrow measure, England 2014/15",
+    ),
     ("u75_cvd_mortality_dsr", 49.2, "seed 004 line 387, England"),
     ("u75_resp_mortality_dsr", 17.8, "seed 004 line 387, England"),
     ("life_expectancy_M", 79.5, "ONS, England 2012-14"),
     ("life_expectancy_F", 83.2, "ONS, England 2012-14"),
     ("hle_M", 63.4, "seed 004 line 367, England"),
     ("hle_F", 64.0, "seed 004 line 367, England"),
-    ("ld_inpatients_per_million", 45.0, "NHS England, January 2016 (approx.)"),
+    (
+        "ld_inpatients_per_million",
+        45.0,
+        "NHS England, January 2016 (approx.)",
+    ),
 ];
 
 fn england(measure: &str) -> f64 {
-    ENGLAND.iter().find(|e| e.0 == measure).map(|e| e.1).expect("known measure")
+    ENGLAND
+        .iter()
+        .find(|e| e.0 == measure)
+        .map(|e| e.1)
+        .expect("known measure")
 }
 
 /// The solved parameters.
@@ -96,7 +136,11 @@ pub const FERTILITY: [f64; 6] = [0.014, 0.055, 0.095, 0.105, 0.058, 0.013];
 
 /// Fertility of a woman of an age (unscaled).
 pub fn fertility(age: i32) -> f64 {
-    if (15..45).contains(&age) { FERTILITY[((age - 15) / 5) as usize] } else { 0.0 }
+    if (15..45).contains(&age) {
+        FERTILITY[((age - 15) / 5) as usize]
+    } else {
+        0.0
+    }
 }
 
 /// Standard deviation of term birth weight, grams.
@@ -112,7 +156,11 @@ pub fn birth_weight_shift(decile: u8, mother_smokes: bool) -> f64 {
 pub fn los_mean(age: i32, emergency: bool) -> f64 {
     let a = age as f64;
     if emergency {
-        if age >= 80 { 7.42 } else { (0.8 + 0.075 * a).min(7.0) }
+        if age >= 80 {
+            7.42
+        } else {
+            (0.8 + 0.075 * a).min(7.0)
+        }
     } else if age >= 80 {
         4.61
     } else {
@@ -135,7 +183,13 @@ pub struct Member {
 }
 
 /// Draw a person's demographics at `day` in an LSOA (no lifestyle or conditions yet).
-pub fn draw_demographics(rng: &mut Rng, geo: &Geo, lsoa: usize, day: i32, band_override: Option<(i32, i32)>) -> (Person, i32) {
+pub fn draw_demographics(
+    rng: &mut Rng,
+    geo: &Geo,
+    lsoa: usize,
+    day: i32,
+    band_override: Option<(i32, i32)>,
+) -> (Person, i32) {
     let l = &geo.lsoas[lsoa];
     let age = match band_override {
         Some((lo, hi)) => {
@@ -146,12 +200,16 @@ pub fn draw_demographics(rng: &mut Rng, geo: &Geo, lsoa: usize, day: i32, band_o
                 .map(|b| {
                     let share = cum[b] - if b > 0 { cum[b - 1] } else { 0.0 };
                     let (b0, b1) = (b as i32 * 5, if b == 18 { 105 } else { b as i32 * 5 + 4 });
-                    let overlap = (b1.min(hi) - b0.max(lo) + 1).max(0) as f64 / (b1 - b0 + 1) as f64;
+                    let overlap =
+                        (b1.min(hi) - b0.max(lo) + 1).max(0) as f64 / (b1 - b0 + 1) as f64;
                     share * overlap * move_factor(b0 + 2)
                 })
                 .collect();
             let b = rng.pick_cum(&crate::rng::cumulative(w)) as i32;
-            let (b0, b1) = ((b * 5).max(lo), (if b == 18 { 100 } else { b * 5 + 4 }).min(hi));
+            let (b0, b1) = (
+                (b * 5).max(lo),
+                (if b == 18 { 100 } else { b * 5 + 4 }).min(hi),
+            );
             b0 + rng.below((b1 - b0 + 1).max(1) as u64) as i32
         }
         None => {
@@ -198,14 +256,20 @@ pub fn draw_demographics(rng: &mut Rng, geo: &Geo, lsoa: usize, day: i32, band_o
 
 /// Ethnicity codes as static strings.
 pub fn intern_eth(code: &str) -> &'static str {
-    const CODES: [&str; 17] = ["A", "B", "C", "D", "E", "F", "G", "H", "J", "K", "L", "M", "N", "P", "R", "S", "Z"];
+    const CODES: [&str; 17] = [
+        "A", "B", "C", "D", "E", "F", "G", "H", "J", "K", "L", "M", "N", "P", "R", "S", "Z",
+    ];
     CODES.iter().find(|c| **c == code).copied().unwrap_or("Z")
 }
 
 fn target(area: &Area, measure: &str, la: &str, sex: Option<&str>) -> Option<f64> {
     area.targets
         .iter()
-        .find(|t| t.measure == measure && t.la.as_deref() == Some(la) && (sex.is_none() || t.sex.as_deref() == sex))
+        .find(|t| {
+            t.measure == measure
+                && t.la.as_deref() == Some(la)
+                && (sex.is_none() || t.sex.as_deref() == sex)
+        })
         .map(|t| t.value)
 }
 
@@ -217,44 +281,96 @@ pub fn calibrate(area: &Area, geo: &Geo, start: i32, seed: u64) -> Calibration {
     // cohort demographics, LSOAs drawn by population within each LA
     let mut cohort: Vec<Member> = Vec::with_capacity(PER_LA * nla);
     for la in 0..nla {
-        let idx: Vec<usize> = (0..geo.lsoas.len()).filter(|i| geo.lsoas[*i].la == la).collect();
+        let idx: Vec<usize> = (0..geo.lsoas.len())
+            .filter(|i| geo.lsoas[*i].la == la)
+            .collect();
         let cum = crate::rng::cumulative(idx.iter().map(|i| geo.lsoas[*i].population as f64));
         for _ in 0..PER_LA {
             let lsoa = idx[rng.pick_cum(&cum)];
             let (p, age) = draw_demographics(&mut rng, geo, lsoa, start, None);
             let l = &geo.lsoas[lsoa];
-            cohort.push(Member { p, age, la, decile: l.decile, ccg: l.ccg });
+            cohort.push(Member {
+                p,
+                age,
+                la,
+                decile: l.decile,
+                ccg: l.ccg,
+            });
         }
     }
     let la_code = |la: usize| geo.las[la].as_str();
-    let solve_adult = |f: &dyn Fn(&Member) -> f64, measure: &str, pred: &dyn Fn(&Member) -> bool| -> Vec<f64> {
-        (0..nla)
-            .map(|la| {
-                let t = target(area, measure, la_code(la), None).unwrap_or_else(|| england(measure)) / 100.0;
-                let s: Vec<(f64, f64)> = cohort.iter().filter(|m| m.la == la && pred(m)).map(|m| (1.0, f(m))).collect();
-                solve_intercept(&s, t)
-            })
-            .collect()
-    };
+    let solve_adult =
+        |f: &dyn Fn(&Member) -> f64, measure: &str, pred: &dyn Fn(&Member) -> bool| -> Vec<f64> {
+            (0..nla)
+                .map(|la| {
+                    let t = target(area, measure, la_code(la), None)
+                        .unwrap_or_else(|| england(measure))
+                        / 100.0;
+                    let s: Vec<(f64, f64)> = cohort
+                        .iter()
+                        .filter(|m| m.la == la && pred(m))
+                        .map(|m| (1.0, f(m)))
+                        .collect();
+                    solve_intercept(&s, t)
+                })
+                .collect()
+        };
     use model::LifestyleLp as L;
     let adult = |m: &Member| m.age >= 18;
-    let smoking = solve_adult(&|m| L::smoking(m.age, m.p.female, m.decile, m.p.eth), "smoking_prevalence", &adult);
-    let overweight = solve_adult(&|m| L::overweight(m.age, m.p.female, m.decile, m.p.eth), "adult_overweight", &adult);
-    let inactive = solve_adult(&|m| L::inactive(m.age, m.p.female, m.decile, m.p.eth), "physical_inactivity", &adult);
-    let child_overweight = solve_adult(&|m| L::child_overweight(m.decile), "child_overweight_10_11", &|m| m.age == 10);
-    let health_check = solve_adult(&|m| L::health_check(m.age, m.decile), "health_check_uptake", &|m| (40..75).contains(&m.age));
+    let smoking = solve_adult(
+        &|m| L::smoking(m.age, m.p.female, m.decile, m.p.eth),
+        "smoking_prevalence",
+        &adult,
+    );
+    let overweight = solve_adult(
+        &|m| L::overweight(m.age, m.p.female, m.decile, m.p.eth),
+        "adult_overweight",
+        &adult,
+    );
+    let inactive = solve_adult(
+        &|m| L::inactive(m.age, m.p.female, m.decile, m.p.eth),
+        "physical_inactivity",
+        &adult,
+    );
+    let child_overweight = solve_adult(
+        &|m| L::child_overweight(m.decile),
+        "child_overweight_10_11",
+        &|m| m.age == 10,
+    );
+    let health_check = solve_adult(
+        &|m| L::health_check(m.age, m.decile),
+        "health_check_uptake",
+        &|m| (40..75).contains(&m.age),
+    );
     let harmful_alcohol = {
-        let s: Vec<(f64, f64)> = cohort.iter().filter(|m| m.age >= 18).map(|m| (1.0, L::harmful_alcohol(m.age, m.p.female, m.decile, m.p.eth))).collect();
+        let s: Vec<(f64, f64)> = cohort
+            .iter()
+            .filter(|m| m.age >= 18)
+            .map(|m| {
+                (
+                    1.0,
+                    L::harmful_alcohol(m.age, m.p.female, m.decile, m.p.eth),
+                )
+            })
+            .collect();
         solve_intercept(&s, 0.08)
     };
     // mothers: women 15-44 weighted by fertility
     fn mothers(cohort: &[Member], la: usize) -> Vec<&Member> {
-        cohort.iter().filter(|m| m.la == la && m.p.female && fertility(m.age) > 0.0).collect()
+        cohort
+            .iter()
+            .filter(|m| m.la == la && m.p.female && fertility(m.age) > 0.0)
+            .collect()
     }
     let breastfeeding: Vec<f64> = (0..nla)
         .map(|la| {
-            let t = target(area, "breastfeeding", la_code(la), None).unwrap_or_else(|| england("breastfeeding")) / 100.0;
-            let s: Vec<(f64, f64)> = mothers(&cohort, la).iter().map(|m| (fertility(m.age), L::breastfeeding(m.age, m.decile, m.p.eth))).collect();
+            let t = target(area, "breastfeeding", la_code(la), None)
+                .unwrap_or_else(|| england("breastfeeding"))
+                / 100.0;
+            let s: Vec<(f64, f64)> = mothers(&cohort, la)
+                .iter()
+                .map(|m| (fertility(m.age), L::breastfeeding(m.age, m.decile, m.p.eth)))
+                .collect();
             solve_intercept(&s, t)
         })
         .collect();
@@ -295,19 +411,37 @@ pub fn calibrate(area: &Area, geo: &Geo, start: i32, seed: u64) -> Calibration {
     }
     // birth weight: mean such that P(term weight < 2500 g) hits the target
     for la in 0..nla {
-        let t = target(area, "low_birth_weight_term", la_code(la), None).unwrap_or_else(|| england("low_birth_weight_term")) / 100.0;
+        let t = target(area, "low_birth_weight_term", la_code(la), None)
+            .unwrap_or_else(|| england("low_birth_weight_term"))
+            / 100.0;
         let ms = mothers(&cohort, la);
-        let shifts: Vec<(f64, f64)> = ms.iter().map(|m| (fertility(m.age), birth_weight_shift(m.decile, m.p.smoke == model::CURRENT))).collect();
+        let shifts: Vec<(f64, f64)> = ms
+            .iter()
+            .map(|m| {
+                (
+                    fertility(m.age),
+                    birth_weight_shift(m.decile, m.p.smoke == model::CURRENT),
+                )
+            })
+            .collect();
         let wsum: f64 = shifts.iter().map(|s| s.0).sum();
         let f = |mu: f64| -> f64 {
-            let p: f64 = shifts.iter().map(|(w, s)| w * stats::norm_cdf((2500.0 - mu - s) / BIRTH_WEIGHT_SD)).sum::<f64>() / wsum;
+            let p: f64 = shifts
+                .iter()
+                .map(|(w, s)| w * stats::norm_cdf((2500.0 - mu - s) / BIRTH_WEIGHT_SD))
+                .sum::<f64>()
+                / wsum;
             t - p // increasing in mu
         };
         cal.birth_weight_mean[la] = bisect(f, 2000.0, 4500.0);
     }
     // conditions in dependency order, centring each on the cohort
     for k in 0..N_COND {
-        let adults: Vec<f64> = cohort.iter().filter(|m| m.age >= 18).map(|m| model::cond_effects(k, &m.p, m.decile)).collect();
+        let adults: Vec<f64> = cohort
+            .iter()
+            .filter(|m| m.age >= 18)
+            .map(|m| model::cond_effects(k, &m.p, m.decile))
+            .collect();
         cal.cond_centre[k] = adults.iter().sum::<f64>() / adults.len().max(1) as f64;
         for m in cohort.iter_mut() {
             let pr = model::cond_prob(k, &m.p, m.age as f64, m.decile, &cal);
@@ -331,7 +465,11 @@ pub fn calibrate(area: &Area, geo: &Geo, start: i32, seed: u64) -> Calibration {
     for k in 0..4 {
         for s in 0..2 {
             for b in 0..19 {
-                cal.rr_norm[k][s][b] = if counts[s][b] > 0.0 { sums[k][s][b] / counts[s][b] } else { 1.0 };
+                cal.rr_norm[k][s][b] = if counts[s][b] > 0.0 {
+                    sums[k][s][b] / counts[s][b]
+                } else {
+                    1.0
+                };
             }
         }
     }
@@ -359,19 +497,35 @@ pub fn calibrate(area: &Area, geo: &Geo, start: i32, seed: u64) -> Calibration {
         // u75 DSR, both sexes, from band means weighted by the cohort's sex mix
         let both = |k: usize, b: usize| {
             let t = n[la][0][b] + n[la][1][b];
-            if t > 0.0 { (haz[la][k][0][b] * n[la][0][b] + haz[la][k][1][b] * n[la][1][b]) / t } else { 0.0 }
+            if t > 0.0 {
+                (haz[la][k][0][b] * n[la][0][b] + haz[la][k][1][b] * n[la][1][b]) / t
+            } else {
+                0.0
+            }
         };
         let u75 = |k: usize| {
             let w: f64 = stats::ESP2013[..15].iter().sum();
-            (0..15).map(|b| stats::ESP2013[b] / w * both(k, b)).sum::<f64>() * 1e5
+            (0..15)
+                .map(|b| stats::ESP2013[b] / w * both(k, b))
+                .sum::<f64>()
+                * 1e5
         };
-        let t_cvd = target(area, "u75_cvd_mortality_dsr", la_code(la), None).unwrap_or_else(|| england("u75_cvd_mortality_dsr"));
-        let t_resp = target(area, "u75_resp_mortality_dsr", la_code(la), None).unwrap_or_else(|| england("u75_resp_mortality_dsr"));
+        let t_cvd = target(area, "u75_cvd_mortality_dsr", la_code(la), None)
+            .unwrap_or_else(|| england("u75_cvd_mortality_dsr"));
+        let t_resp = target(area, "u75_resp_mortality_dsr", la_code(la), None)
+            .unwrap_or_else(|| england("u75_resp_mortality_dsr"));
         cal.m_cvd[la] = t_cvd / u75(model::CVD).max(1e-9);
         cal.m_resp[la] = t_resp / u75(model::RESP).max(1e-9);
         for (s, sex) in [(0usize, "F"), (1usize, "M")] {
-            let le_t = target(area, "life_expectancy", la_code(la), Some(sex)).unwrap_or_else(|| england(&format!("life_expectancy_{sex}")));
-            let fixed: Vec<f64> = (0..19).map(|b| cal.m_cvd[la] * haz[la][model::CVD][s][b] + cal.m_resp[la] * haz[la][model::RESP][s][b] + haz[la][model::CANCER][s][b]).collect();
+            let le_t = target(area, "life_expectancy", la_code(la), Some(sex))
+                .unwrap_or_else(|| england(&format!("life_expectancy_{sex}")));
+            let fixed: Vec<f64> = (0..19)
+                .map(|b| {
+                    cal.m_cvd[la] * haz[la][model::CVD][s][b]
+                        + cal.m_resp[la] * haz[la][model::RESP][s][b]
+                        + haz[la][model::CANCER][s][b]
+                })
+                .collect();
             let other: Vec<f64> = (0..19).map(|b| haz[la][model::OTHER][s][b]).collect();
             let le_of = |mult: f64| {
                 let deaths: [f64; 19] = std::array::from_fn(|b| fixed[b] + mult * other[b]);
@@ -379,17 +533,39 @@ pub fn calibrate(area: &Area, geo: &Geo, start: i32, seed: u64) -> Calibration {
             };
             // LE decreases with the multiplier
             cal.m_other[la][s] = bisect(|x| le_t - le_of(x), 0.01, 20.0);
-            let deaths: [f64; 19] = std::array::from_fn(|b| fixed[b] + cal.m_other[la][s] * other[b]);
-            let hle_t = target(area, "hle", la_code(la), Some(sex)).unwrap_or_else(|| england(&format!("hle_{sex}")));
-            let members: Vec<&Member> = cohort.iter().filter(|m| m.la == la && usize::from(!m.p.female) == s).collect();
-            let lps: Vec<(usize, f64)> = members.iter().map(|m| (stats::band(m.age), model::bad_health_lp(&m.p, m.age, m.decile))).collect();
+            let deaths: [f64; 19] =
+                std::array::from_fn(|b| fixed[b] + cal.m_other[la][s] * other[b]);
+            let hle_t = target(area, "hle", la_code(la), Some(sex))
+                .unwrap_or_else(|| england(&format!("hle_{sex}")));
+            let members: Vec<&Member> = cohort
+                .iter()
+                .filter(|m| m.la == la && usize::from(!m.p.female) == s)
+                .collect();
+            let lps: Vec<(usize, f64)> = members
+                .iter()
+                .map(|m| {
+                    (
+                        stats::band(m.age),
+                        model::bad_health_lp(&m.p, m.age, m.decile),
+                    )
+                })
+                .collect();
             let hle_of = |h: f64| {
                 let mut acc = [(0.0, 0.0); 19];
                 for (b, lp) in &lps {
                     acc[*b].0 += logistic(h + lp);
                     acc[*b].1 += 1.0;
                 }
-                let bad: [(f64, f64); 19] = std::array::from_fn(|b| (if acc[b].1 > 0.0 { acc[b].0 / acc[b].1 } else { 0.5 }, 0.0));
+                let bad: [(f64, f64); 19] = std::array::from_fn(|b| {
+                    (
+                        if acc[b].1 > 0.0 {
+                            acc[b].0 / acc[b].1
+                        } else {
+                            0.5
+                        },
+                        0.0,
+                    )
+                });
                 stats::life_table(&deaths, &[1.0; 19], &bad).2
             };
             cal.srh[la][s] = bisect(|h| hle_t - hle_of(h), -20.0, 20.0);
@@ -402,12 +578,15 @@ pub fn calibrate(area: &Area, geo: &Geo, start: i32, seed: u64) -> Calibration {
             ev[b] += model::alcohol_rate(&m.p, m.age);
             py[b] += 1.0;
         }
-        let t = target(area, "alcohol_admissions_dsr", la_code(la), None).unwrap_or_else(|| england("alcohol_admissions_dsr"));
+        let t = target(area, "alcohol_admissions_dsr", la_code(la), None)
+            .unwrap_or_else(|| england("alcohol_admissions_dsr"));
         cal.m_alcohol[la] = t / stats::dsr(&ev, &py, 0, 19).0.max(1e-9);
     }
     // emergency admissions 65+: rate ratio between two CCGs
     for t in area.targets_for("emergency_65_rate_ratio") {
-        let (Some(a), Some(b)) = (&t.ccg, &t.versus) else { continue };
+        let (Some(a), Some(b)) = (&t.ccg, &t.versus) else {
+            continue;
+        };
         let ia = geo.ccgs.iter().position(|c| c == a).expect("validated");
         let ib = geo.ccgs.iter().position(|c| c == b).expect("validated");
         let rate = |ccg: usize| {
@@ -423,23 +602,55 @@ pub fn calibrate(area: &Area, geo: &Geo, start: i32, seed: u64) -> Calibration {
         cal.emerg65[ia] = t.value * rate(ib) / rate(ia).max(1e-9);
     }
     // learning disability inpatients per million of the whole population
-    let per_million = area.targets_for("ld_inpatients_per_million").next().map(|t| t.value).unwrap_or_else(|| england("ld_inpatients_per_million"));
-    let ld_adults = cohort.iter().filter(|m| m.p.has(model::c::LD) && (18..65).contains(&m.age)).count() as f64;
-    cal.ld_inpatient_share = (per_million * 1e-6 * cohort.len() as f64 / ld_adults.max(1.0)).min(0.5);
+    let per_million = area
+        .targets_for("ld_inpatients_per_million")
+        .next()
+        .map(|t| t.value)
+        .unwrap_or_else(|| england("ld_inpatients_per_million"));
+    let ld_adults = cohort
+        .iter()
+        .filter(|m| m.p.has(model::c::LD) && (18..65).contains(&m.age))
+        .count() as f64;
+    cal.ld_inpatient_share =
+        (per_million * 1e-6 * cohort.len() as f64 / ld_adults.max(1.0)).min(0.5);
     // A&E four-hour performance by provider; others at England's 90.3%
     for p in &area.providers {
-        let perf = area.targets_for("ae_4h").find(|t| t.provider.as_deref() == Some(p.code.as_str())).map(|t| t.value).unwrap_or(90.3);
+        let perf = area
+            .targets_for("ae_4h")
+            .find(|t| t.provider.as_deref() == Some(p.code.as_str()))
+            .map(|t| t.value)
+            .unwrap_or(90.3);
         cal.ae_breach.insert(p.code.clone(), 1.0 - perf / 100.0);
     }
     for (i, ccg) in geo.ccgs.iter().enumerate() {
-        let el = area.targets_for("los_over80_elective").find(|t| t.ccg.as_deref() == Some(ccg)).map(|t| t.value / los_mean(85, false)).unwrap_or(1.0);
-        let em = area.targets_for("los_over80_emergency").find(|t| t.ccg.as_deref() == Some(ccg)).map(|t| t.value / los_mean(85, true)).unwrap_or(1.0);
+        let el = area
+            .targets_for("los_over80_elective")
+            .find(|t| t.ccg.as_deref() == Some(ccg))
+            .map(|t| t.value / los_mean(85, false))
+            .unwrap_or(1.0);
+        let em = area
+            .targets_for("los_over80_emergency")
+            .find(|t| t.ccg.as_deref() == Some(ccg))
+            .map(|t| t.value / los_mean(85, true))
+            .unwrap_or(1.0);
         cal.los80[i] = (el, em);
     }
     // growth: 0-14 and 65+ and 85+ from targets; 15-64 and 65-84 so that the total holds
-    let g = |band: &str, dflt: f64| area.targets_for("population_growth").find(|t| t.band.as_deref() == Some(band)).map(|t| t.value / 100.0).unwrap_or(dflt);
-    let (g_all, g014, g65, g85) = (g("all", 0.03), g("0-14", 0.03), g("65+", 0.05), g("85+", 0.1));
-    let share = |lo: i32, hi: i32| cohort.iter().filter(|m| (lo..=hi).contains(&m.age)).count() as f64 / cohort.len() as f64;
+    let g = |band: &str, dflt: f64| {
+        area.targets_for("population_growth")
+            .find(|t| t.band.as_deref() == Some(band))
+            .map(|t| t.value / 100.0)
+            .unwrap_or(dflt)
+    };
+    let (g_all, g014, g65, g85) = (
+        g("all", 0.03),
+        g("0-14", 0.03),
+        g("65+", 0.05),
+        g("85+", 0.1),
+    );
+    let share = |lo: i32, hi: i32| {
+        cohort.iter().filter(|m| (lo..=hi).contains(&m.age)).count() as f64 / cohort.len() as f64
+    };
     let (s014, s1564, s6584, s85) = (share(0, 14), share(15, 64), share(65, 84), share(85, 200));
     let g6584 = (g65 * (s6584 + s85) - g85 * s85) / s6584.max(1e-9);
     let g1564 = (g_all - g014 * s014 - g65 * (s6584 + s85)) / s1564.max(1e-9);

@@ -59,9 +59,18 @@ pub struct Geo {
 impl Geo {
     /// Resolve an (already validated) area.
     pub fn new(area: &Area) -> Geo {
-        let las: Vec<String> = area.local_authorities.iter().map(|l| l.code.clone()).collect();
+        let las: Vec<String> = area
+            .local_authorities
+            .iter()
+            .map(|l| l.code.clone())
+            .collect();
         let ccgs: Vec<String> = area.ccgs.iter().map(|c| c.code.clone()).collect();
-        let loc_idx = |code: &str| area.localities.iter().position(|l| l.code == code).expect("validated");
+        let loc_idx = |code: &str| {
+            area.localities
+                .iter()
+                .position(|l| l.code == code)
+                .expect("validated")
+        };
         let lsoas = area
             .lsoas
             .iter()
@@ -70,7 +79,11 @@ impl Geo {
                 let ccg_code = &area.localities[locality].ccg;
                 let ccg = ccgs.iter().position(|c| c == ccg_code).expect("validated");
                 let du_code = &area.ccgs[ccg].delivery_unit;
-                let du = area.delivery_units.iter().position(|d| &d.code == du_code).expect("validated");
+                let du = area
+                    .delivery_units
+                    .iter()
+                    .position(|d| &d.code == du_code)
+                    .expect("validated");
                 let la_code = area.la_of_district(&l.district);
                 LsoaInfo {
                     code: l.code.clone(),
@@ -89,32 +102,63 @@ impl Geo {
             .practices
             .iter()
             .map(|p| {
-                let hub = area.hubs.iter().find(|h| h.code == p.hub).expect("validated");
+                let hub = area
+                    .hubs
+                    .iter()
+                    .find(|h| h.code == p.hub)
+                    .expect("validated");
                 (p.code.clone(), loc_idx(&hub.locality), p.list_size)
             })
             .collect();
         let locality_practices = (0..area.localities.len())
             .map(|li| {
-                let idx: Vec<usize> = practices.iter().enumerate().filter(|(_, p)| p.1 == li).map(|(i, _)| i).collect();
+                let idx: Vec<usize> = practices
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.1 == li)
+                    .map(|(i, _)| i)
+                    .collect();
                 let cum = cumulative(idx.iter().map(|i| practices[*i].2 as f64));
                 (idx, cum)
             })
             .collect();
-        let age_cum = las.iter().map(|la| cumulative(area.age_profiles[la].shares.iter().copied())).collect();
-        let male = las.iter().map(|la| area.age_profiles[la].male.clone()).collect();
+        let age_cum = las
+            .iter()
+            .map(|la| cumulative(area.age_profiles[la].shares.iter().copied()))
+            .collect();
+        let male = las
+            .iter()
+            .map(|la| area.age_profiles[la].male.clone())
+            .collect();
         let eth = las
             .iter()
             .map(|la| {
                 let s = area.ethnicity_shares(la);
-                (s.iter().map(|x| x.0.clone()).collect(), cumulative(s.iter().map(|x| x.1)))
+                (
+                    s.iter().map(|x| x.0.clone()).collect(),
+                    cumulative(s.iter().map(|x| x.1)),
+                )
             })
             .collect();
         let dus = area
             .delivery_units
             .iter()
-            .map(|d| (d.acute_provider.clone(), d.ae_site.clone(), d.community_provider.clone(), d.elective_partner.clone()))
+            .map(|d| {
+                (
+                    d.acute_provider.clone(),
+                    d.ae_site.clone(),
+                    d.community_provider.clone(),
+                    d.elective_partner.clone(),
+                )
+            })
             .collect();
-        let by_kind = |k: &str| area.providers.iter().find(|p| p.kind == k).map(|p| p.code.clone()).unwrap_or_default();
+        let by_kind = |k: &str| {
+            area.providers
+                .iter()
+                .find(|p| p.kind == k)
+                .map(|p| p.code.clone())
+                .unwrap_or_default()
+        };
         debug_assert_eq!(AGE_BANDS, 19);
         Geo {
             lsoas,

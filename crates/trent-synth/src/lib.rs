@@ -7,6 +7,9 @@
 //! same seed and options give a byte-identical lake whatever the number of threads.
 //! `check` recomputes every calibration target from a lake through DataFusion.
 
+// Numeric code indexes several parallel arrays by band and cause; range loops read best.
+#![allow(clippy::needless_range_loop, clippy::type_complexity)]
+
 pub mod buffers;
 pub mod calibrate;
 pub mod check;
@@ -19,8 +22,8 @@ pub mod stats;
 pub mod time;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arrow::array::{ArrayRef, Int64Array, StringArray};
 use arrow::record_batch::RecordBatch;
@@ -80,19 +83,32 @@ pub struct Summary {
 /// Validate options before anything is written.
 pub fn validate(opts: &SynthOptions) -> Result<(), SynthError> {
     if !(opts.scale > 0.0 && opts.scale.is_finite()) {
-        return Err(SynthError::Options(format!("--scale must be greater than 0 (got {})", opts.scale)));
+        return Err(SynthError::Options(format!(
+            "--scale must be greater than 0 (got {})",
+            opts.scale
+        )));
     }
     if opts.scale > 100.0 {
-        return Err(SynthError::Options(format!("--scale {} is above 100; national scale is about 55", opts.scale)));
+        return Err(SynthError::Options(format!(
+            "--scale {} is above 100; national scale is about 55",
+            opts.scale
+        )));
     }
     if !(1..=30).contains(&opts.years) {
-        return Err(SynthError::Options(format!("--years must be between 1 and 30 (got {})", opts.years)));
+        return Err(SynthError::Options(format!(
+            "--years must be between 1 and 30 (got {})",
+            opts.years
+        )));
     }
     Ok(())
 }
 
 /// Generate the area's synthetic lake into `out`.
-pub fn synthesize(area: &Area, opts: &SynthOptions, out: &std::path::Path) -> Result<Summary, SynthError> {
+pub fn synthesize(
+    area: &Area,
+    opts: &SynthOptions,
+    out: &std::path::Path,
+) -> Result<Summary, SynthError> {
     validate(opts)?;
     let t = std::time::Instant::now();
     let geo = geo::Geo::new(area);
@@ -108,10 +124,22 @@ pub fn synthesize(area: &Area, opts: &SynthOptions, out: &std::path::Path) -> Re
         cost: sim::Costs::new(area),
     };
     let parts = sim::partitions(&geo, opts.scale, opts.max_partition);
-    let threads = if opts.threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { opts.threads };
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        opts.threads
+    };
     let bar = if opts.progress {
         let b = indicatif::ProgressBar::new(parts.len() as u64);
-        b.set_style(indicatif::ProgressStyle::with_template("{spinner} synth [{bar:30}] {pos}/{len} partitions, {elapsed} ({eta} left) {msg}").expect("template").progress_chars("=> "));
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} synth [{bar:30}] {pos}/{len} partitions, {elapsed} ({eta} left) {msg}",
+            )
+            .expect("template")
+            .progress_chars("=> "),
+        );
         b
     } else {
         indicatif::ProgressBar::hidden()
@@ -166,13 +194,22 @@ pub fn synthesize(area: &Area, opts: &SynthOptions, out: &std::path::Path) -> Re
         h.update(run.to_string().as_bytes());
         h.update(area.config_hash.as_bytes());
         h.update(env!("CARGO_PKG_VERSION").as_bytes());
-        h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect::<String>()
+        h.finalize()
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     };
     let mut tables = Vec::new();
     let mut counts = Vec::new();
     for def in trent_model::TABLES {
         if def.name == "organisation" {
-            tables.push(TableInfo::new(def, org_rows, vec![org_file.clone()], &run_id));
+            tables.push(TableInfo::new(
+                def,
+                org_rows,
+                vec![org_file.clone()],
+                &run_id,
+            ));
             counts.push((def.name.to_string(), org_rows));
             continue;
         }
@@ -218,47 +255,127 @@ pub fn synthesize(area: &Area, opts: &SynthOptions, out: &std::path::Path) -> Re
 /// The organisation table from the area file.
 pub fn organisation_batch(area: &Area) -> RecordBatch {
     let mut rows: Vec<(String, String, &str, Option<String>, Option<i64>)> = Vec::new();
-    rows.push((area.area.stp_code.clone(), area.area.name.clone(), "stp", None, Some(area.area.population as i64)));
+    rows.push((
+        area.area.stp_code.clone(),
+        area.area.name.clone(),
+        "stp",
+        None,
+        Some(area.area.population as i64),
+    ));
     for d in &area.delivery_units {
-        let pop: u64 = area.ccgs.iter().filter(|c| c.delivery_unit == d.code).map(|c| c.population).sum();
-        rows.push((d.code.clone(), d.name.clone(), "delivery_unit", Some(area.area.stp_code.clone()), Some(pop as i64)));
+        let pop: u64 = area
+            .ccgs
+            .iter()
+            .filter(|c| c.delivery_unit == d.code)
+            .map(|c| c.population)
+            .sum();
+        rows.push((
+            d.code.clone(),
+            d.name.clone(),
+            "delivery_unit",
+            Some(area.area.stp_code.clone()),
+            Some(pop as i64),
+        ));
     }
     for c in &area.ccgs {
-        rows.push((c.code.clone(), c.name.clone(), "ccg", Some(c.delivery_unit.clone()), Some(c.population as i64)));
+        rows.push((
+            c.code.clone(),
+            c.name.clone(),
+            "ccg",
+            Some(c.delivery_unit.clone()),
+            Some(c.population as i64),
+        ));
     }
     for l in &area.localities {
-        rows.push((l.code.clone(), l.name.clone(), "locality", Some(l.ccg.clone()), Some(l.population as i64)));
+        rows.push((
+            l.code.clone(),
+            l.name.clone(),
+            "locality",
+            Some(l.ccg.clone()),
+            Some(l.population as i64),
+        ));
     }
     for h in &area.hubs {
-        rows.push((h.code.clone(), h.name.clone(), "hub", Some(h.locality.clone()), Some(h.population as i64)));
+        rows.push((
+            h.code.clone(),
+            h.name.clone(),
+            "hub",
+            Some(h.locality.clone()),
+            Some(h.population as i64),
+        ));
     }
     for p in &area.practices {
-        rows.push((p.code.clone(), p.name.clone(), "practice", Some(p.hub.clone()), Some(p.list_size as i64)));
+        rows.push((
+            p.code.clone(),
+            p.name.clone(),
+            "practice",
+            Some(p.hub.clone()),
+            Some(p.list_size as i64),
+        ));
     }
     for p in &area.providers {
         rows.push((p.code.clone(), p.name.clone(), "provider", None, None));
         for s in &p.sites {
-            rows.push((s.code.clone(), s.name.clone(), "site", Some(p.code.clone()), None));
+            rows.push((
+                s.code.clone(),
+                s.name.clone(),
+                "site",
+                Some(p.code.clone()),
+                None,
+            ));
         }
     }
     for la in &area.local_authorities {
-        let pop: u64 = area.lsoas.iter().filter(|l| area.la_of_district(&l.district) == la.code).map(|l| l.population).sum();
-        rows.push((la.code.clone(), la.name.clone(), "local_authority", None, Some(pop as i64)));
+        let pop: u64 = area
+            .lsoas
+            .iter()
+            .filter(|l| area.la_of_district(&l.district) == la.code)
+            .map(|l| l.population)
+            .sum();
+        rows.push((
+            la.code.clone(),
+            la.name.clone(),
+            "local_authority",
+            None,
+            Some(pop as i64),
+        ));
     }
     for d in &area.districts {
-        let pop: u64 = area.lsoas.iter().filter(|l| l.district == d.code).map(|l| l.population).sum();
+        let pop: u64 = area
+            .lsoas
+            .iter()
+            .filter(|l| l.district == d.code)
+            .map(|l| l.population)
+            .sum();
         // a unitary authority is its own district: keep one row per code
         if rows.iter().any(|r| r.0 == d.code) {
             continue;
         }
-        rows.push((d.code.clone(), d.name.clone(), "district", Some(d.la.clone()), Some(pop as i64)));
+        rows.push((
+            d.code.clone(),
+            d.name.clone(),
+            "district",
+            Some(d.la.clone()),
+            Some(pop as i64),
+        ));
     }
     let cols: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from(rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>())),
-        Arc::new(StringArray::from(rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>())),
-        Arc::new(StringArray::from(rows.iter().map(|r| r.2).collect::<Vec<_>>())),
-        Arc::new(StringArray::from(rows.iter().map(|r| r.3.as_deref()).collect::<Vec<_>>())),
-        Arc::new(Int64Array::from(rows.iter().map(|r| r.4).collect::<Vec<_>>())),
+        Arc::new(StringArray::from(
+            rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            rows.iter().map(|r| r.3.as_deref()).collect::<Vec<_>>(),
+        )),
+        Arc::new(Int64Array::from(
+            rows.iter().map(|r| r.4).collect::<Vec<_>>(),
+        )),
     ];
-    RecordBatch::try_new(trent_model::schema::ORGANISATION.schema(), cols).expect("organisation schema")
+    RecordBatch::try_new(trent_model::schema::ORGANISATION.schema(), cols)
+        .expect("organisation schema")
 }

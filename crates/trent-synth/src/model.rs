@@ -50,28 +50,179 @@ pub const N_COND: usize = 22;
 
 /// Prevalence anchors (age, percent) per condition, interpolated on the logit scale.
 const ANCHORS: [&[(f64, f64)]; N_COND] = [
-    &[(0.0, 0.01), (20.0, 0.5), (40.0, 5.0), (60.0, 28.0), (80.0, 60.0), (95.0, 68.0)],
-    &[(0.0, 0.02), (20.0, 0.3), (40.0, 2.5), (60.0, 11.0), (80.0, 18.0), (95.0, 15.0)],
-    &[(0.0, 0.0), (20.0, 0.01), (40.0, 0.5), (60.0, 6.0), (80.0, 16.0), (95.0, 20.0)],
-    &[(0.0, 0.0), (20.0, 0.01), (40.0, 0.1), (60.0, 1.0), (80.0, 6.0), (95.0, 12.0)],
-    &[(0.0, 0.0), (20.0, 0.05), (40.0, 0.3), (60.0, 2.5), (80.0, 8.0), (95.0, 12.0)],
-    &[(0.0, 0.0), (20.0, 0.02), (40.0, 0.2), (60.0, 2.5), (80.0, 12.0), (95.0, 18.0)],
-    &[(0.0, 0.0), (20.0, 0.01), (40.0, 0.4), (60.0, 3.5), (80.0, 8.0), (95.0, 7.0)],
-    &[(0.0, 0.5), (8.0, 8.0), (20.0, 8.0), (40.0, 6.0), (60.0, 6.0), (80.0, 6.0)],
-    &[(0.0, 0.02), (20.0, 0.1), (40.0, 0.7), (60.0, 4.0), (80.0, 9.0), (95.0, 10.0)],
-    &[(0.0, 0.0), (40.0, 0.02), (60.0, 0.4), (70.0, 2.0), (80.0, 8.0), (90.0, 25.0)],
-    &[(0.0, 0.0), (15.0, 0.2), (20.0, 0.6), (40.0, 1.1), (60.0, 1.0), (80.0, 0.8)],
-    &[(0.0, 0.0), (12.0, 0.5), (20.0, 6.0), (40.0, 10.0), (60.0, 11.0), (80.0, 9.0)],
-    &[(0.0, 0.45), (20.0, 0.45), (40.0, 0.42), (60.0, 0.35), (80.0, 0.15), (95.0, 0.1)],
-    &[(0.0, 0.0), (30.0, 0.3), (45.0, 3.0), (60.0, 12.0), (80.0, 25.0), (95.0, 28.0)],
-    &[(0.0, 0.0), (20.0, 0.05), (40.0, 0.5), (60.0, 4.0), (80.0, 20.0), (95.0, 30.0)],
-    &[(0.0, 0.2), (10.0, 0.6), (20.0, 0.7), (40.0, 0.8), (60.0, 0.9), (80.0, 1.0)],
-    &[(0.0, 0.0), (20.0, 0.1), (40.0, 0.4), (60.0, 1.2), (80.0, 2.0), (95.0, 2.0)],
-    &[(0.0, 0.0), (40.0, 0.01), (60.0, 0.3), (80.0, 1.5), (95.0, 2.0)],
-    &[(0.0, 0.0), (40.0, 0.1), (60.0, 2.0), (80.0, 8.0), (95.0, 12.0)],
-    &[(0.0, 0.0), (16.0, 0.2), (20.0, 0.8), (40.0, 1.5), (60.0, 1.3), (80.0, 0.4)],
-    &[(0.0, 0.0), (20.0, 0.02), (40.0, 0.3), (60.0, 0.9), (80.0, 0.8), (95.0, 0.6)],
-    &[(0.0, 0.0), (40.0, 0.05), (60.0, 1.0), (80.0, 3.5), (95.0, 5.0)],
+    &[
+        (0.0, 0.01),
+        (20.0, 0.5),
+        (40.0, 5.0),
+        (60.0, 28.0),
+        (80.0, 60.0),
+        (95.0, 68.0),
+    ],
+    &[
+        (0.0, 0.02),
+        (20.0, 0.3),
+        (40.0, 2.5),
+        (60.0, 11.0),
+        (80.0, 18.0),
+        (95.0, 15.0),
+    ],
+    &[
+        (0.0, 0.0),
+        (20.0, 0.01),
+        (40.0, 0.5),
+        (60.0, 6.0),
+        (80.0, 16.0),
+        (95.0, 20.0),
+    ],
+    &[
+        (0.0, 0.0),
+        (20.0, 0.01),
+        (40.0, 0.1),
+        (60.0, 1.0),
+        (80.0, 6.0),
+        (95.0, 12.0),
+    ],
+    &[
+        (0.0, 0.0),
+        (20.0, 0.05),
+        (40.0, 0.3),
+        (60.0, 2.5),
+        (80.0, 8.0),
+        (95.0, 12.0),
+    ],
+    &[
+        (0.0, 0.0),
+        (20.0, 0.02),
+        (40.0, 0.2),
+        (60.0, 2.5),
+        (80.0, 12.0),
+        (95.0, 18.0),
+    ],
+    &[
+        (0.0, 0.0),
+        (20.0, 0.01),
+        (40.0, 0.4),
+        (60.0, 3.5),
+        (80.0, 8.0),
+        (95.0, 7.0),
+    ],
+    &[
+        (0.0, 0.5),
+        (8.0, 8.0),
+        (20.0, 8.0),
+        (40.0, 6.0),
+        (60.0, 6.0),
+        (80.0, 6.0),
+    ],
+    &[
+        (0.0, 0.02),
+        (20.0, 0.1),
+        (40.0, 0.7),
+        (60.0, 4.0),
+        (80.0, 9.0),
+        (95.0, 10.0),
+    ],
+    &[
+        (0.0, 0.0),
+        (40.0, 0.02),
+        (60.0, 0.4),
+        (70.0, 2.0),
+        (80.0, 8.0),
+        (90.0, 25.0),
+    ],
+    &[
+        (0.0, 0.0),
+        (15.0, 0.2),
+        (20.0, 0.6),
+        (40.0, 1.1),
+        (60.0, 1.0),
+        (80.0, 0.8),
+    ],
+    &[
+        (0.0, 0.0),
+        (12.0, 0.5),
+        (20.0, 6.0),
+        (40.0, 10.0),
+        (60.0, 11.0),
+        (80.0, 9.0),
+    ],
+    &[
+        (0.0, 0.45),
+        (20.0, 0.45),
+        (40.0, 0.42),
+        (60.0, 0.35),
+        (80.0, 0.15),
+        (95.0, 0.1),
+    ],
+    &[
+        (0.0, 0.0),
+        (30.0, 0.3),
+        (45.0, 3.0),
+        (60.0, 12.0),
+        (80.0, 25.0),
+        (95.0, 28.0),
+    ],
+    &[
+        (0.0, 0.0),
+        (20.0, 0.05),
+        (40.0, 0.5),
+        (60.0, 4.0),
+        (80.0, 20.0),
+        (95.0, 30.0),
+    ],
+    &[
+        (0.0, 0.2),
+        (10.0, 0.6),
+        (20.0, 0.7),
+        (40.0, 0.8),
+        (60.0, 0.9),
+        (80.0, 1.0),
+    ],
+    &[
+        (0.0, 0.0),
+        (20.0, 0.1),
+        (40.0, 0.4),
+        (60.0, 1.2),
+        (80.0, 2.0),
+        (95.0, 2.0),
+    ],
+    &[
+        (0.0, 0.0),
+        (40.0, 0.01),
+        (60.0, 0.3),
+        (80.0, 1.5),
+        (95.0, 2.0),
+    ],
+    &[
+        (0.0, 0.0),
+        (40.0, 0.1),
+        (60.0, 2.0),
+        (80.0, 8.0),
+        (95.0, 12.0),
+    ],
+    &[
+        (0.0, 0.0),
+        (16.0, 0.2),
+        (20.0, 0.8),
+        (40.0, 1.5),
+        (60.0, 1.3),
+        (80.0, 0.4),
+    ],
+    &[
+        (0.0, 0.0),
+        (20.0, 0.02),
+        (40.0, 0.3),
+        (60.0, 0.9),
+        (80.0, 0.8),
+        (95.0, 0.6),
+    ],
+    &[
+        (0.0, 0.0),
+        (40.0, 0.05),
+        (60.0, 1.0),
+        (80.0, 3.5),
+        (95.0, 5.0),
+    ],
 ];
 
 fn logit(p: f64) -> f64 {
@@ -212,14 +363,36 @@ impl LifestyleLp {
     /// current smoking, adults
     pub fn smoking(age: i32, female: bool, decile: u8, eth: &str) -> f64 {
         let a = age as f64;
-        let age_eff = if a < 25.0 { 0.2 } else if a < 35.0 { 0.35 } else if a < 50.0 { 0.2 } else { 0.2 - 0.035 * (a - 50.0) };
-        age_eff + 0.17 * dep(decile) + if female { -0.15 } else { 0.15 } + if female && south_asian(eth) { -1.5 } else { 0.0 }
+        let age_eff = if a < 25.0 {
+            0.2
+        } else if a < 35.0 {
+            0.35
+        } else if a < 50.0 {
+            0.2
+        } else {
+            0.2 - 0.035 * (a - 50.0)
+        };
+        age_eff
+            + 0.17 * dep(decile)
+            + if female { -0.15 } else { 0.15 }
+            + if female && south_asian(eth) {
+                -1.5
+            } else {
+                0.0
+            }
     }
     /// overweight or obese, adults
     pub fn overweight(age: i32, female: bool, decile: u8, eth: &str) -> f64 {
         let a = age as f64;
-        let age_eff = if a < 65.0 { 0.035 * (a - 40.0) } else { 0.875 - 0.02 * (a - 65.0) };
-        age_eff + 0.06 * dep(decile) + if female { -0.35 } else { 0.25 } + if black(eth) { 0.3 } else { 0.0 }
+        let age_eff = if a < 65.0 {
+            0.035 * (a - 40.0)
+        } else {
+            0.875 - 0.02 * (a - 65.0)
+        };
+        age_eff
+            + 0.06 * dep(decile)
+            + if female { -0.35 } else { 0.25 }
+            + if black(eth) { 0.3 } else { 0.0 }
     }
     /// physically inactive, adults
     pub fn inactive(age: i32, female: bool, decile: u8, _eth: &str) -> f64 {
@@ -229,7 +402,10 @@ impl LifestyleLp {
     pub fn harmful_alcohol(age: i32, female: bool, decile: u8, eth: &str) -> f64 {
         let a = age as f64;
         let age_eff = -((a - 52.0) / 18.0).powi(2);
-        age_eff + 0.05 * dep(decile) + if female { -0.7 } else { 0.3 } + if south_asian(eth) { -1.5 } else { 0.0 }
+        age_eff
+            + 0.05 * dep(decile)
+            + if female { -0.7 } else { 0.3 }
+            + if south_asian(eth) { -1.5 } else { 0.0 }
     }
     /// child overweight or obese at NCMP Year 6
     pub fn child_overweight(decile: u8) -> f64 {
@@ -258,41 +434,147 @@ pub fn cond_effects(k: usize, p: &Person, decile: u8) -> f64 {
     let mut e = 0.0;
     match k {
         HYPERTENSION => {
-            e += if obese { 0.7 } else if over { 0.35 } else { 0.0 };
-            e += if p.harmful_alcohol { 0.3 } else { 0.0 } + if black(p.eth) { 0.5 } else { 0.0 } + 0.04 * d + if m { 0.15 } else { 0.0 };
+            e += if obese {
+                0.7
+            } else if over {
+                0.35
+            } else {
+                0.0
+            };
+            e += if p.harmful_alcohol { 0.3 } else { 0.0 }
+                + if black(p.eth) { 0.5 } else { 0.0 }
+                + 0.04 * d
+                + if m { 0.15 } else { 0.0 };
         }
         DIABETES => {
-            e += if obese { 1.2 } else if over { 0.5 } else { 0.0 };
-            e += if p.inactive { 0.3 } else { 0.0 } + 0.08 * d + if south_asian(p.eth) { 1.0 } else if black(p.eth) { 0.5 } else { 0.0 } + if m { 0.25 } else { 0.0 };
+            e += if obese {
+                1.2
+            } else if over {
+                0.5
+            } else {
+                0.0
+            };
+            e += if p.inactive { 0.3 } else { 0.0 }
+                + 0.08 * d
+                + if south_asian(p.eth) {
+                    1.0
+                } else if black(p.eth) {
+                    0.5
+                } else {
+                    0.0
+                }
+                + if m { 0.25 } else { 0.0 };
         }
         CHD => {
-            e += if smoker { 0.6 } else if ex { 0.3 } else { 0.0 } + if h(DIABETES) { 0.5 } else { 0.0 } + if h(HYPERTENSION) { 0.4 } else { 0.0 };
-            e += if p.inactive { 0.3 } else { 0.0 } + 0.06 * d + if m { 0.7 } else { 0.0 } + if south_asian(p.eth) { 0.4 } else { 0.0 };
+            e += if smoker {
+                0.6
+            } else if ex {
+                0.3
+            } else {
+                0.0
+            } + if h(DIABETES) { 0.5 } else { 0.0 }
+                + if h(HYPERTENSION) { 0.4 } else { 0.0 };
+            e += if p.inactive { 0.3 } else { 0.0 }
+                + 0.06 * d
+                + if m { 0.7 } else { 0.0 }
+                + if south_asian(p.eth) { 0.4 } else { 0.0 };
         }
         HF => {
-            e += if h(CHD) { 1.3 } else { 0.0 } + if h(HYPERTENSION) { 0.5 } else { 0.0 } + if h(DIABETES) { 0.4 } else { 0.0 } + if obese { 0.4 } else { 0.0 };
+            e += if h(CHD) { 1.3 } else { 0.0 }
+                + if h(HYPERTENSION) { 0.5 } else { 0.0 }
+                + if h(DIABETES) { 0.4 } else { 0.0 }
+                + if obese { 0.4 } else { 0.0 };
             e += 0.05 * d + if m { 0.3 } else { 0.0 };
         }
         STROKE => {
-            e += if smoker { 0.5 } else { 0.0 } + if h(HYPERTENSION) { 0.6 } else { 0.0 } + if h(DIABETES) { 0.3 } else { 0.0 } + 0.05 * d;
+            e += if smoker { 0.5 } else { 0.0 }
+                + if h(HYPERTENSION) { 0.6 } else { 0.0 }
+                + if h(DIABETES) { 0.3 } else { 0.0 }
+                + 0.05 * d;
         }
-        AF => e += if h(HYPERTENSION) { 0.4 } else { 0.0 } + if h(HF) { 1.0 } else { 0.0 } + if m { 0.3 } else { 0.0 } + if p.harmful_alcohol { 0.3 } else { 0.0 },
-        COPD => e += if smoker { 1.8 } else if ex { 1.0 } else { 0.0 } + 0.12 * d,
+        AF => {
+            e += if h(HYPERTENSION) { 0.4 } else { 0.0 }
+                + if h(HF) { 1.0 } else { 0.0 }
+                + if m { 0.3 } else { 0.0 }
+                + if p.harmful_alcohol { 0.3 } else { 0.0 }
+        }
+        COPD => {
+            e += if smoker {
+                1.8
+            } else if ex {
+                1.0
+            } else {
+                0.0
+            } + 0.12 * d
+        }
         ASTHMA => e += if obese { 0.3 } else { 0.0 } + 0.03 * d,
-        CANCER => e += if smoker { 0.5 } else if ex { 0.2 } else { 0.0 } + if obese { 0.2 } else { 0.0 } + if p.harmful_alcohol { 0.2 } else { 0.0 },
-        DEMENTIA => e += if h(STROKE) { 0.7 } else { 0.0 } + if h(DIABETES) { 0.3 } else { 0.0 } + if h(PARKINSONS) { 1.0 } else { 0.0 } + 0.04 * d + if m { -0.1 } else { 0.0 },
+        CANCER => {
+            e += if smoker {
+                0.5
+            } else if ex {
+                0.2
+            } else {
+                0.0
+            } + if obese { 0.2 } else { 0.0 }
+                + if p.harmful_alcohol { 0.2 } else { 0.0 }
+        }
+        DEMENTIA => {
+            e += if h(STROKE) { 0.7 } else { 0.0 }
+                + if h(DIABETES) { 0.3 } else { 0.0 }
+                + if h(PARKINSONS) { 1.0 } else { 0.0 }
+                + 0.04 * d
+                + if m { -0.1 } else { 0.0 }
+        }
         SMI => e += 0.1 * d + if black(p.eth) { 0.6 } else { 0.0 },
-        DEPRESSION => e += 0.08 * d + if m { -0.5 } else { 0.0 } + if smoker { 0.3 } else { 0.0 } + if p.inactive { 0.3 } else { 0.0 } + if p.harmful_alcohol { 0.4 } else { 0.0 },
+        DEPRESSION => {
+            e += 0.08 * d
+                + if m { -0.5 } else { 0.0 }
+                + if smoker { 0.3 } else { 0.0 }
+                + if p.inactive { 0.3 } else { 0.0 }
+                + if p.harmful_alcohol { 0.4 } else { 0.0 }
+        }
         LD => e += 0.05 * d,
-        OA => e += if obese { 0.5 } else if over { 0.25 } else { 0.0 } + if m { -0.3 } else { 0.0 },
-        CKD => e += if h(DIABETES) { 0.8 } else { 0.0 } + if h(HYPERTENSION) { 0.6 } else { 0.0 } + 0.04 * d,
+        OA => {
+            e += if obese {
+                0.5
+            } else if over {
+                0.25
+            } else {
+                0.0
+            } + if m { -0.3 } else { 0.0 }
+        }
+        CKD => {
+            e += if h(DIABETES) { 0.8 } else { 0.0 }
+                + if h(HYPERTENSION) { 0.6 } else { 0.0 }
+                + 0.04 * d
+        }
         EPILEPSY => e += if h(LD) { 2.0 } else { 0.0 } + 0.04 * d,
         RA => e += if m { -0.7 } else { 0.0 } + if smoker { 0.3 } else { 0.0 },
         PARKINSONS => e += if m { 0.4 } else { 0.0 },
-        OSTEOPOROSIS => e += if m { -1.6 } else { 0.0 } + if smoker { 0.3 } else { 0.0 } + if h(RA) { 0.6 } else { 0.0 },
-        ALCOHOL_DEP => e += if p.harmful_alcohol { 2.5 } else { -0.5 } + if m { 0.5 } else { 0.0 } + 0.08 * d,
-        LIVER => e += if p.harmful_alcohol { 1.6 } else { 0.0 } + if h(ALCOHOL_DEP) { 1.5 } else { 0.0 } + if obese { 0.5 } else { 0.0 } + 0.05 * d,
-        PVD => e += if smoker { 1.0 } else if ex { 0.4 } else { 0.0 } + if h(DIABETES) { 0.7 } else { 0.0 } + if m { 0.4 } else { 0.0 },
+        OSTEOPOROSIS => {
+            e += if m { -1.6 } else { 0.0 }
+                + if smoker { 0.3 } else { 0.0 }
+                + if h(RA) { 0.6 } else { 0.0 }
+        }
+        ALCOHOL_DEP => {
+            e += if p.harmful_alcohol { 2.5 } else { -0.5 } + if m { 0.5 } else { 0.0 } + 0.08 * d
+        }
+        LIVER => {
+            e += if p.harmful_alcohol { 1.6 } else { 0.0 }
+                + if h(ALCOHOL_DEP) { 1.5 } else { 0.0 }
+                + if obese { 0.5 } else { 0.0 }
+                + 0.05 * d
+        }
+        PVD => {
+            e += if smoker {
+                1.0
+            } else if ex {
+                0.4
+            } else {
+                0.0
+            } + if h(DIABETES) { 0.7 } else { 0.0 }
+                + if m { 0.4 } else { 0.0 }
+        }
         _ => {}
     }
     e
@@ -305,7 +587,14 @@ pub fn cond_prob(k: usize, p: &Person, age: f64, decile: u8, cal: &Calibration) 
 }
 
 /// Draw lifestyle for a person of a given age (calibrated intercepts).
-pub fn draw_lifestyle(rng: &mut Rng, p: &mut Person, age: i32, decile: u8, la: usize, cal: &Calibration) {
+pub fn draw_lifestyle(
+    rng: &mut Rng,
+    p: &mut Person,
+    age: i32,
+    decile: u8,
+    la: usize,
+    cal: &Calibration,
+) {
     let adult_age = age.max(16);
     let ps = logistic(cal.smoking[la] + LifestyleLp::smoking(adult_age, p.female, decile, p.eth));
     let ever_extra = (0.25 + 0.006 * (adult_age as f64 - 18.0)).clamp(0.1, 0.5);
@@ -318,7 +607,8 @@ pub fn draw_lifestyle(rng: &mut Rng, p: &mut Person, age: i32, decile: u8, la: u
     } else {
         NEVER
     };
-    let po = logistic(cal.overweight[la] + LifestyleLp::overweight(adult_age, p.female, decile, p.eth));
+    let po =
+        logistic(cal.overweight[la] + LifestyleLp::overweight(adult_age, p.female, decile, p.eth));
     p.bmi = if age < 18 {
         16.0 + 0.4 * age.min(17) as f64 * 0.5 + rng.normal()
     } else if rng.chance(po) {
@@ -329,7 +619,9 @@ pub fn draw_lifestyle(rng: &mut Rng, p: &mut Person, age: i32, decile: u8, la: u
     };
     let pi = logistic(cal.inactive[la] + LifestyleLp::inactive(adult_age, p.female, decile, p.eth));
     p.inactive = age >= 16 && rng.chance(pi);
-    let pa = logistic(cal.harmful_alcohol + LifestyleLp::harmful_alcohol(adult_age, p.female, decile, p.eth));
+    let pa = logistic(
+        cal.harmful_alcohol + LifestyleLp::harmful_alcohol(adult_age, p.female, decile, p.eth),
+    );
     p.harmful_alcohol = age >= 16 && rng.chance(pa);
     p.alcohol_units = if age < 16 {
         0.0
@@ -341,12 +633,23 @@ pub fn draw_lifestyle(rng: &mut Rng, p: &mut Person, age: i32, decile: u8, la: u
 }
 
 /// Draw the conditions prevalent at an age, with onset dates before `day`.
-pub fn draw_prevalent_conditions(rng: &mut Rng, p: &mut Person, age: i32, day: i32, decile: u8, cal: &Calibration) {
+pub fn draw_prevalent_conditions(
+    rng: &mut Rng,
+    p: &mut Person,
+    age: i32,
+    day: i32,
+    decile: u8,
+    cal: &Calibration,
+) {
     for k in 0..N_COND {
         let pr = cond_prob(k, p, age as f64, decile, cal);
         if rng.chance(pr) {
             p.conds |= 1 << k;
-            let years_back = if k == c::LD { age as f64 } else { rng.uniform(0.0, (age as f64).min(15.0)) };
+            let years_back = if k == c::LD {
+                age as f64
+            } else {
+                rng.uniform(0.0, (age as f64).min(15.0))
+            };
             p.onset[k] = day - (years_back * 365.25) as i32 - 1;
             p.onset[k] = p.onset[k].max(p.birth);
         }
@@ -375,9 +678,15 @@ pub const CANCER: usize = 2;
 pub const OTHER: usize = 3;
 
 /// England all-cause death rates per 1,000 by 5-year band (approx. ONS 2013-15), men.
-const MORT_M: [f64; 19] = [0.95, 0.08, 0.10, 0.30, 0.45, 0.55, 0.75, 1.05, 1.6, 2.4, 3.6, 5.6, 9.0, 13.5, 21.5, 36.0, 62.0, 110.0, 220.0];
+const MORT_M: [f64; 19] = [
+    0.95, 0.08, 0.10, 0.30, 0.45, 0.55, 0.75, 1.05, 1.6, 2.4, 3.6, 5.6, 9.0, 13.5, 21.5, 36.0,
+    62.0, 110.0, 220.0,
+];
 /// Women.
-const MORT_F: [f64; 19] = [0.78, 0.07, 0.08, 0.20, 0.22, 0.28, 0.40, 0.65, 1.05, 1.6, 2.4, 3.7, 5.9, 9.0, 14.5, 25.0, 44.0, 82.0, 190.0];
+const MORT_F: [f64; 19] = [
+    0.78, 0.07, 0.08, 0.20, 0.22, 0.28, 0.40, 0.65, 1.05, 1.6, 2.4, 3.7, 5.9, 9.0, 14.5, 25.0,
+    44.0, 82.0, 190.0,
+];
 
 /// Share of deaths by cause (CVD, respiratory, cancer, other) by age.
 fn cause_share(age: i32) -> [f64; 4] {
@@ -397,10 +706,24 @@ pub fn death_rr(p: &Person) -> [f64; 4] {
     let f = |b: bool, r: f64| if b { r } else { 1.0 };
     let smoker = p.smoke == CURRENT;
     [
-        f(h(CHD), 2.5) * f(h(HF), 4.0) * f(h(STROKE), 2.5) * f(h(AF), 1.5) * f(h(DIABETES), 1.5) * f(smoker, 1.6) * f(h(PVD), 1.5) * f(h(CKD), 1.5),
+        f(h(CHD), 2.5)
+            * f(h(HF), 4.0)
+            * f(h(STROKE), 2.5)
+            * f(h(AF), 1.5)
+            * f(h(DIABETES), 1.5)
+            * f(smoker, 1.6)
+            * f(h(PVD), 1.5)
+            * f(h(CKD), 1.5),
         f(h(COPD), 6.0) * f(h(ASTHMA), 1.5) * f(smoker, 1.8) * f(h(DEMENTIA), 2.0),
         f(h(CANCER), 15.0) * f(smoker, 1.5),
-        f(h(DEMENTIA), 3.0) * f(h(CKD), 1.5) * f(h(LIVER), 4.0) * f(h(ALCOHOL_DEP), 2.5) * f(h(SMI), 2.0) * f(h(LD), 2.5) * f(h(PARKINSONS), 2.0) * f(h(EPILEPSY), 1.5),
+        f(h(DEMENTIA), 3.0)
+            * f(h(CKD), 1.5)
+            * f(h(LIVER), 4.0)
+            * f(h(ALCOHOL_DEP), 2.5)
+            * f(h(SMI), 2.0)
+            * f(h(LD), 2.5)
+            * f(h(PARKINSONS), 2.0)
+            * f(h(EPILEPSY), 1.5),
     ]
 }
 
@@ -426,8 +749,15 @@ pub fn death_hazards(p: &Person, age: i32, la: usize, cal: &Calibration) -> [f64
 
 /// Log-odds of reporting not-good health, without the calibrated intercept.
 pub fn bad_health_lp(p: &Person, age: i32, decile: u8) -> f64 {
-    0.045 * (age as f64 - 50.0) + 0.45 * p.n_conds() as f64 + 0.1 * dep(decile) + 0.3 * (p.u - 1.0)
-        + if p.has(c::DEPRESSION) || p.has(c::SMI) { 0.6 } else { 0.0 }
+    0.045 * (age as f64 - 50.0)
+        + 0.45 * p.n_conds() as f64
+        + 0.1 * dep(decile)
+        + 0.3 * (p.u - 1.0)
+        + if p.has(c::DEPRESSION) || p.has(c::SMI) {
+            0.6
+        } else {
+            0.0
+        }
 }
 
 /// Expected emergency admissions a year (before the area multiplier for 65+).
@@ -443,12 +773,30 @@ pub fn emergency_rate(p: &Person, age: i32, decile: u8) -> f64 {
         _ => 0.42,
     };
     let h = |x: usize, r: f64| if p.has(x) { r } else { 1.0 };
-    base * h(HF, 2.3) * h(COPD, 2.0) * h(DEMENTIA, 1.7) * h(CKD, 1.3) * h(DIABETES, 1.25) * h(CHD, 1.3)
-        * h(STROKE, 1.3) * h(CANCER, 1.7) * h(AF, 1.2) * h(SMI, 1.5) * h(LD, 1.5) * h(ALCOHOL_DEP, 1.8)
-        * h(LIVER, 1.8) * h(EPILEPSY, 1.5) * h(PARKINSONS, 1.5) * h(ASTHMA, 1.15) * h(DEPRESSION, 1.15)
+    base * h(HF, 2.3)
+        * h(COPD, 2.0)
+        * h(DEMENTIA, 1.7)
+        * h(CKD, 1.3)
+        * h(DIABETES, 1.25)
+        * h(CHD, 1.3)
+        * h(STROKE, 1.3)
+        * h(CANCER, 1.7)
+        * h(AF, 1.2)
+        * h(SMI, 1.5)
+        * h(LD, 1.5)
+        * h(ALCOHOL_DEP, 1.8)
+        * h(LIVER, 1.8)
+        * h(EPILEPSY, 1.5)
+        * h(PARKINSONS, 1.5)
+        * h(ASTHMA, 1.15)
+        * h(DEPRESSION, 1.15)
         * (1.0 + 0.05 * dep(decile))
         * p.u
-        * if p.recent_emergencies > 0 { 1.0 + 0.5 * p.recent_emergencies.min(3) as f64 } else { 1.0 }
+        * if p.recent_emergencies > 0 {
+            1.0 + 0.5 * p.recent_emergencies.min(3) as f64
+        } else {
+            1.0
+        }
 }
 
 /// Expected alcohol-related admissions a year (before the area multiplier).
@@ -462,7 +810,10 @@ pub fn alcohol_rate(p: &Person, age: i32) -> f64 {
         _ => 0.006,
     };
     base * if p.female { 0.7 } else { 1.3 }
-        * (1.0 + 6.0 * f64::from(u8::from(p.harmful_alcohol)) + 12.0 * f64::from(u8::from(p.has(c::ALCOHOL_DEP))) + 6.0 * f64::from(u8::from(p.has(c::LIVER))))
+        * (1.0
+            + 6.0 * f64::from(u8::from(p.harmful_alcohol))
+            + 12.0 * f64::from(u8::from(p.has(c::ALCOHOL_DEP)))
+            + 6.0 * f64::from(u8::from(p.has(c::LIVER))))
 }
 
 /// Condition key for an index (for messages).

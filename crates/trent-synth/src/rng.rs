@@ -24,13 +24,20 @@ impl Rng {
     /// A stream for (seed, stream id).
     pub fn stream(seed: u64, stream: u64) -> Rng {
         let mut x = seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03);
-        let s = [splitmix(&mut x), splitmix(&mut x), splitmix(&mut x), splitmix(&mut x)];
+        let s = [
+            splitmix(&mut x),
+            splitmix(&mut x),
+            splitmix(&mut x),
+            splitmix(&mut x),
+        ];
         Rng { s }
     }
 
     /// Next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        let r = (self.s[0].wrapping_add(self.s[3])).rotate_left(23).wrapping_add(self.s[0]);
+        let r = (self.s[0].wrapping_add(self.s[3]))
+            .rotate_left(23)
+            .wrapping_add(self.s[0]);
         let t = self.s[1] << 17;
         self.s[2] ^= self.s[0];
         self.s[3] ^= self.s[1];
@@ -125,7 +132,13 @@ impl Rng {
     pub fn pick_cum(&mut self, cum: &[f64]) -> usize {
         let total = *cum.last().unwrap_or(&0.0);
         let x = self.f64() * total;
-        cum.partition_point(|c| *c <= x).min(cum.len().saturating_sub(1))
+        cum.partition_point(|c| *c <= x)
+            .min(cum.len().saturating_sub(1))
+    }
+
+    /// Pick one of a list of static strings.
+    pub fn pick_str(&mut self, items: &[&'static str]) -> &'static str {
+        items[self.below(items.len() as u64) as usize]
     }
 
     /// Pick one of a slice.

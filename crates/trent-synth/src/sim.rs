@@ -181,7 +181,11 @@ struct Sim<'a> {
 }
 
 /// Run one partition and write its part files into the staged generation.
-pub fn run_partition(ctx: &Ctx<'_>, spec: &PartitionSpec, writer: &LakeWriter) -> Result<PartStats, LakeError> {
+pub fn run_partition(
+    ctx: &Ctx<'_>,
+    spec: &PartitionSpec,
+    writer: &LakeWriter,
+) -> Result<PartStats, LakeError> {
     let p = spec.index;
     let out = Out {
         person: TableBuf::new(&schema::PERSON, writer.part(&schema::PERSON, p)?),
@@ -194,7 +198,9 @@ pub fn run_partition(ctx: &Ctx<'_>, spec: &PartitionSpec, writer: &LakeWriter) -
         vault: TableBuf::new(&trent_model::VAULT, writer.vault_part(p)?),
         events: 0,
     };
-    let year_starts: Vec<i32> = (0..=ctx.years).map(|y| time::add_years(ctx.start, y)).collect();
+    let year_starts: Vec<i32> = (0..=ctx.years)
+        .map(|y| time::add_years(ctx.start, y))
+        .collect();
     let end = *year_starts.last().expect("years ≥ 1");
     let mut sim = Sim {
         ctx,
@@ -230,7 +236,13 @@ pub fn run_partition(ctx: &Ctx<'_>, spec: &PartitionSpec, writer: &LakeWriter) -
     }
     let vault = out.vault.finish()?;
     debug_assert_eq!(people_n as usize, people.len());
-    Ok(PartStats { index: p, files, vault, people: people_n, events: out.events })
+    Ok(PartStats {
+        index: p,
+        files,
+        vault,
+        people: people_n,
+        events: out.events,
+    })
 }
 
 impl<'a> Sim<'a> {
@@ -256,7 +268,8 @@ impl<'a> Sim<'a> {
 
     /// A person present at `day` (start, or arriving), with prevalent state.
     fn make_person(&mut self, lsoa: usize, day: i32, band: Option<(i32, i32)>) -> Person {
-        let (mut p, age) = calibrate::draw_demographics(&mut self.rng, self.ctx.geo, lsoa, day, band);
+        let (mut p, age) =
+            calibrate::draw_demographics(&mut self.rng, self.ctx.geo, lsoa, day, band);
         p.id = self.new_person_id();
         p.practice = self.practice_for(lsoa);
         let l = &self.ctx.geo.lsoas[lsoa];
@@ -304,7 +317,10 @@ impl<'a> Sim<'a> {
             let mut n = [0.0; 4];
             for p in people.iter().filter(|p| p.present(day)) {
                 let a = p.age(day);
-                let b = bands.iter().position(|(lo, hi)| (*lo..=*hi).contains(&a)).unwrap_or(3);
+                let b = bands
+                    .iter()
+                    .position(|(lo, hi)| (*lo..=*hi).contains(&a))
+                    .unwrap_or(3);
                 n[b] += 1.0;
             }
             n
@@ -321,7 +337,10 @@ impl<'a> Sim<'a> {
                     continue;
                 }
                 for _ in 0..deficit as u64 {
-                    let lsoa = lsoas[self.rng.pick_cum(&crate::rng::cumulative(lsoas.iter().map(|x| x.1 as f64 + 0.01)))].0;
+                    let lsoa = lsoas[self.rng.pick_cum(&crate::rng::cumulative(
+                        lsoas.iter().map(|x| x.1 as f64 + 0.01),
+                    ))]
+                    .0;
                     let y0 = self.year_starts[y as usize - 1];
                     let arrive = y0 + self.rng.below((day - y0).max(1) as u64) as i32;
                     let (lo, hi) = bands[b];
@@ -359,21 +378,50 @@ impl<'a> Sim<'a> {
         let la_code = g.las[g.lsoas[lsoa0].la].clone();
         if let Some(since) = p.care_home {
             let nursing = self.rng.chance(0.4);
-            self.social_row(&p, if nursing { "nursing" } else { "residential" }, since, None, if nursing { self.ctx.cost.nurs } else { self.ctx.cost.res }, &la_code)?;
+            self.social_row(
+                &p,
+                if nursing { "nursing" } else { "residential" },
+                since,
+                None,
+                if nursing {
+                    self.ctx.cost.nurs
+                } else {
+                    self.ctx.cost.res
+                },
+                &la_code,
+            )?;
         }
         if let Some(until) = p.home_care_until {
             let since = p.reg_start - 1 - self.rng.exp(400.0) as i32;
-            self.social_row(&p, "home_care", since, Some(until), self.ctx.cost.home, &la_code)?;
+            self.social_row(
+                &p,
+                "home_care",
+                since,
+                Some(until),
+                self.ctx.cost.home,
+                &la_code,
+            )?;
         }
         if p.direct_payment {
             let since = p.reg_start - 1 - self.rng.exp(900.0) as i32;
-            self.social_row(&p, "direct_payment", since, None, self.ctx.cost.dp, &la_code)?;
+            self.social_row(
+                &p,
+                "direct_payment",
+                since,
+                None,
+                self.ctx.cost.dp,
+                &la_code,
+            )?;
         }
         if let Some(until) = p.mh_inpatient_until {
             let since = p.reg_start - 1 - self.rng.exp(LD_STAY) as i32;
             self.ld_spell(&p, since, until)?;
         }
-        let first_year = self.year_starts.iter().rposition(|y| *y <= p.reg_start).unwrap_or(0);
+        let first_year = self
+            .year_starts
+            .iter()
+            .rposition(|y| *y <= p.reg_start)
+            .unwrap_or(0);
         for y in first_year..self.ctx.years as usize {
             let (t0, t1) = (self.year_starts[y], self.year_starts[y + 1]);
             let w0 = t0.max(p.reg_start);
@@ -407,7 +455,10 @@ impl<'a> Sim<'a> {
         // new conditions (onset within the year) and lifestyle change
         if !first_of_life && age > 0 {
             for k in 0..model::N_COND {
-                if self.rng.chance(model::incidence(k, p, age - 1, decile, cal)) {
+                if self
+                    .rng
+                    .chance(model::incidence(k, p, age - 1, decile, cal))
+                {
                     p.conds |= 1 << k;
                     let d = w0 + self.rng.below((t1 - w0) as u64) as i32;
                     p.onset[k] = d;
@@ -434,7 +485,9 @@ impl<'a> Sim<'a> {
         } else if p.mh_inpatient_until.is_none_or(|u| u < w0) {
             let f = calibrate::move_factor(age);
             let extra = cal.extra_out[calibrate::growth_band(age)];
-            if self.rng.chance((ctx.area.demography.annual_moves_out_per_1000 / 1000.0 * f + extra) * frac_full) {
+            if self.rng.chance(
+                (ctx.area.demography.annual_moves_out_per_1000 / 1000.0 * f + extra) * frac_full,
+            ) {
                 let d = w0 + self.rng.below((t1 - w0) as u64) as i32;
                 p.moved_out = Some(d);
                 w1 = d;
@@ -456,14 +509,38 @@ impl<'a> Sim<'a> {
 
         // --- primary care ---------------------------------------------------------------
         let lam_gp = (2.2 + 0.035 * (age as f64 - 20.0).max(0.0) + 1.1 * nconds)
-            * if female && (15..60).contains(&age) { 1.3 } else { 1.0 }
+            * if female && (15..60).contains(&age) {
+                1.3
+            } else {
+                1.0
+            }
             * (1.0 + 0.03 * model::dep(decile))
             * p.u.sqrt();
         for _ in 0..self.rng.poisson(lam_gp * frac) {
             let d = day_in(&mut self.rng);
             let secs = 8 * 3600 + self.rng.below(10 * 3600) as i64;
             let id = self.new_activity_id();
-            self.act(id, p.id, "gp", ts(d, secs), Some(ts(d, secs + 600)), &practice, None, None, None, None, None, ctx.cost.gp, None, None, None, None, None, None, None)?;
+            self.act(
+                id,
+                p.id,
+                "gp",
+                ts(d, secs),
+                Some(ts(d, secs + 600)),
+                &practice,
+                None,
+                None,
+                None,
+                None,
+                None,
+                ctx.cost.gp,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+            )?;
         }
         let adult = age >= 18;
         let yr0 = y == 0;
@@ -479,12 +556,20 @@ impl<'a> Sim<'a> {
         if adult && self.rng.chance(if yr0 { 0.7 } else { 0.4 }) {
             let d = day_in(&mut self.rng);
             let v = ((p.bmi + 0.3 * self.rng.normal()) * 10.0).round() / 10.0;
-            let v = if p.bmi >= 25.0 { v.max(25.0) } else { v.min(24.9) };
+            let v = if p.bmi >= 25.0 {
+                v.max(25.0)
+            } else {
+                v.min(24.9)
+            };
             self.obs(p.id, codes::OBS_BMI, Some(v), d)?;
         }
         if adult && self.rng.chance(if yr0 { 0.6 } else { 0.3 }) {
             let d = day_in(&mut self.rng);
-            let v = if p.inactive { self.rng.below(30) as f64 } else { 30.0 + self.rng.exp(150.0).round() };
+            let v = if p.inactive {
+                self.rng.below(30) as f64
+            } else {
+                30.0 + self.rng.exp(150.0).round()
+            };
             self.obs(p.id, codes::OBS_ACTIVITY, Some(v), d)?;
         }
         if adult && self.rng.chance(if yr0 { 0.5 } else { 0.3 }) {
@@ -494,13 +579,27 @@ impl<'a> Sim<'a> {
         if self.rng.chance(0.7) {
             let d = day_in(&mut self.rng);
             let s = usize::from(!female);
-            let bad = self.rng.chance(logistic(cal.srh[la][s] + model::bad_health_lp(p, age, decile)));
-            self.obs(p.id, codes::OBS_SELF_RATED_HEALTH, Some(if bad { 0.0 } else { 1.0 }), d)?;
+            let bad = self.rng.chance(logistic(
+                cal.srh[la][s] + model::bad_health_lp(p, age, decile),
+            ));
+            self.obs(
+                p.id,
+                codes::OBS_SELF_RATED_HEALTH,
+                Some(if bad { 0.0 } else { 1.0 }),
+                d,
+            )?;
         }
         if p.has(c::HYPERTENSION) || (adult && self.rng.chance(0.3)) {
             let d = day_in(&mut self.rng);
-            let (ms, md) = if p.has(c::HYPERTENSION) { (140.0, 84.0) } else { (124.0, 77.0) };
-            let (sy, di) = ((ms + 14.0 * self.rng.normal()).round(), (md + 9.0 * self.rng.normal()).round());
+            let (ms, md) = if p.has(c::HYPERTENSION) {
+                (140.0, 84.0)
+            } else {
+                (124.0, 77.0)
+            };
+            let (sy, di) = (
+                (ms + 14.0 * self.rng.normal()).round(),
+                (md + 9.0 * self.rng.normal()).round(),
+            );
             self.obs(p.id, codes::OBS_SYSTOLIC, Some(sy), d)?;
             self.obs(p.id, codes::OBS_DIASTOLIC, Some(di), d)?;
         }
@@ -514,26 +613,58 @@ impl<'a> Sim<'a> {
         if age == 10 || age == 4 {
             let d = day_in(&mut self.rng);
             let shift = if age == 4 { -0.6 } else { 0.0 };
-            let over = self.rng.chance(logistic(cal.child_overweight[la] + shift + model::LifestyleLp::child_overweight(decile)));
-            let v = if over { self.rng.uniform(85.0, 99.9) } else { self.rng.uniform(1.0, 84.9) };
-            self.obs(p.id, codes::OBS_NCMP_CENTILE, Some((v * 10.0).round() / 10.0), d)?;
+            let over = self.rng.chance(logistic(
+                cal.child_overweight[la] + shift + model::LifestyleLp::child_overweight(decile),
+            ));
+            let v = if over {
+                self.rng.uniform(85.0, 99.9)
+            } else {
+                self.rng.uniform(1.0, 84.9)
+            };
+            self.obs(
+                p.id,
+                codes::OBS_NCMP_CENTILE,
+                Some((v * 10.0).round() / 10.0),
+                d,
+            )?;
         }
-        let cvd_free = ![c::CHD, c::STROKE, c::DIABETES, c::HYPERTENSION, c::CKD, c::HF, c::AF, c::PVD].iter().any(|k| p.has(*k));
+        let cvd_free = ![
+            c::CHD,
+            c::STROKE,
+            c::DIABETES,
+            c::HYPERTENSION,
+            c::CKD,
+            c::HF,
+            c::AF,
+            c::PVD,
+        ]
+        .iter()
+        .any(|k| p.has(*k));
         if (40..75).contains(&age) && cvd_free && self.rng.chance(0.2) {
             let d = day_in(&mut self.rng);
             self.obs(p.id, codes::OBS_HEALTH_CHECK_INVITED, None, d)?;
-            if self.rng.chance(logistic(cal.health_check[la] + model::LifestyleLp::health_check(age, decile))) {
+            if self.rng.chance(logistic(
+                cal.health_check[la] + model::LifestyleLp::health_check(age, decile),
+            )) {
                 let done = d + 7 + self.rng.below(80) as i32;
                 if done < w1 {
                     self.obs(p.id, codes::OBS_HEALTH_CHECK_DONE, None, done)?;
                 } else {
                     // completed after this window: still recorded if the person is present
-                    self.obs(p.id, codes::OBS_HEALTH_CHECK_DONE, None, done.min(self.end - 1))?;
+                    self.obs(
+                        p.id,
+                        codes::OBS_HEALTH_CHECK_DONE,
+                        None,
+                        done.min(self.end - 1),
+                    )?;
                 }
             }
         }
         // repeat prescriptions: every 56 days for each drug of each condition
-        let mut drugs: Vec<usize> = (0..model::N_COND).filter(|k| p.has(*k)).flat_map(|k| drugs_for(k).iter().copied()).collect();
+        let mut drugs: Vec<usize> = (0..model::N_COND)
+            .filter(|k| p.has(*k))
+            .flat_map(|k| drugs_for(k).iter().copied())
+            .collect();
         if age >= 65 && nconds >= 3.0 {
             drugs.push(20);
         }
@@ -543,7 +674,13 @@ impl<'a> Sim<'a> {
             let mut d = w0 + self.rng.below(56) as i32;
             while d < w1 {
                 let (code, _, c28) = codes::MEDICINES[dr];
-                self.out.medication.row(&[V::I(p.id), V::S(code), V::D(d), V::F((c28 * 2.0 * 100.0).round() / 100.0), V::I(56)])?;
+                self.out.medication.row(&[
+                    V::I(p.id),
+                    V::S(code),
+                    V::D(d),
+                    V::F((c28 * 2.0 * 100.0).round() / 100.0),
+                    V::I(56),
+                ])?;
                 self.out.events += 1;
                 d += 56;
             }
@@ -551,7 +688,13 @@ impl<'a> Sim<'a> {
         for _ in 0..self.rng.poisson(0.25 * frac) {
             let d = day_in(&mut self.rng);
             let (code, _, c28) = codes::MEDICINES[22];
-            self.out.medication.row(&[V::I(p.id), V::S(code), V::D(d), V::F(c28 / 4.0), V::I(7)])?;
+            self.out.medication.row(&[
+                V::I(p.id),
+                V::S(code),
+                V::D(d),
+                V::F(c28 / 4.0),
+                V::I(7),
+            ])?;
             self.out.events += 1;
         }
         // NHS 111
@@ -559,7 +702,27 @@ impl<'a> Sim<'a> {
             let d = day_in(&mut self.rng);
             let s = self.rng.below(DAY as u64) as i64;
             let id = self.new_activity_id();
-            self.act(id, p.id, "nhs111", ts(d, s), Some(ts(d, s + 900)), &g.urgent_care, None, None, None, None, None, ctx.cost.n111, None, None, None, None, None, None, None)?;
+            self.act(
+                id,
+                p.id,
+                "nhs111",
+                ts(d, s),
+                Some(ts(d, s + 900)),
+                &g.urgent_care,
+                None,
+                None,
+                None,
+                None,
+                None,
+                ctx.cost.n111,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+            )?;
         }
         // --- urgent and emergency care ----------------------------------------------------
         let mut lam_em = model::emergency_rate(p, age, decile);
@@ -567,7 +730,9 @@ impl<'a> Sim<'a> {
             lam_em *= cal.emerg65[ccg];
         }
         let n_em = self.rng.poisson(lam_em * frac);
-        let n_alc = self.rng.poisson(model::alcohol_rate(p, age) * cal.m_alcohol[la] * frac);
+        let n_alc = self
+            .rng
+            .poisson(model::alcohol_rate(p, age) * cal.m_alcohol[la] * frac);
         let mut admissions: Vec<(i32, bool)> = Vec::with_capacity((n_em + n_alc) as usize);
         for k in 0..n_em + n_alc {
             admissions.push((day_in(&mut self.rng), k >= n_em));
@@ -580,7 +745,11 @@ impl<'a> Sim<'a> {
             if d >= w1 {
                 break;
             }
-            let dx = if alcohol { alcohol_dx(&mut self.rng, p) } else { emergency_dx(&mut self.rng, p, age) };
+            let dx = if alcohol {
+                alcohol_dx(&mut self.rng, p)
+            } else {
+                emergency_dx(&mut self.rng, p, age)
+            };
             let arrive = ts(d, self.rng.below(DAY as u64) as i64);
             let mut start = arrive;
             if self.rng.chance(if alcohol { 0.9 } else { 0.75 }) {
@@ -591,29 +760,92 @@ impl<'a> Sim<'a> {
                 let dur = self.ae_minutes(&acute);
                 let id = self.new_activity_id();
                 let dep = arrive + dur * 60;
-                self.act(id, p.id, "ae", arrive, Some(dep), &acute, Some(&ae_site), None, Some("type1"), Some(dx), None, ctx.cost.ae, Some("admitted"), None, None, Some(if by_amb { "ambulance" } else { "walk_in" }), None, None, None)?;
+                self.act(
+                    id,
+                    p.id,
+                    "ae",
+                    arrive,
+                    Some(dep),
+                    &acute,
+                    Some(&ae_site),
+                    None,
+                    Some("type1"),
+                    Some(dx),
+                    None,
+                    ctx.cost.ae,
+                    Some("admitted"),
+                    None,
+                    None,
+                    Some(if by_amb { "ambulance" } else { "walk_in" }),
+                    None,
+                    None,
+                    None,
+                )?;
                 start = dep;
             }
-            let los_mean = calibrate::los_mean(age, true) * if age >= 80 { cal.los80[ccg].1 } else { 1.0 };
+            let los_mean =
+                calibrate::los_mean(age, true) * if age >= 80 { cal.los80[ccg].1 } else { 1.0 };
             let los = self.rng.geometric(los_mean) as i32;
             let sday = (start / DAY) as i32;
             let dis = sday + los;
             let delayed = age >= 65 && los >= 2 && self.rng.chance(0.2);
-            let fit = if delayed { dis - (1 + self.rng.geometric(4.0) as i32).min(los) } else { dis };
-            let to_care_home = age >= 75 && p.care_home.is_none() && self.rng.chance(0.04 * (1.0 + 2.0 * f64::from(u8::from(p.has(c::DEMENTIA)))));
-            let cost = if los <= 1 { ctx.cost.em_short } else { ctx.cost.em_long + (los - 5).max(0) as f64 * ctx.cost.xbd };
+            let fit = if delayed {
+                dis - (1 + self.rng.geometric(4.0) as i32).min(los)
+            } else {
+                dis
+            };
+            let to_care_home = age >= 75
+                && p.care_home.is_none()
+                && self
+                    .rng
+                    .chance(0.04 * (1.0 + 2.0 * f64::from(u8::from(p.has(c::DEMENTIA)))));
+            let cost = if los <= 1 {
+                ctx.cost.em_short
+            } else {
+                ctx.cost.em_long + (los - 5).max(0) as f64 * ctx.cost.xbd
+            };
             let spec = specialty_for(dx, age);
             let id = self.new_activity_id();
             let end = ts(dis, 10 * 3600 + self.rng.below(8 * 3600) as i64);
             let end = end.max(start + 3600);
-            self.act(id, p.id, "apc", start, Some(end), &acute, Some(&ae_site), Some("emergency"), Some("ordinary"), Some(dx), Some(spec), cost, Some(if to_care_home { "care_home" } else { "usual_residence" }), Some(los), Some(fit), None, None, None, None)?;
+            self.act(
+                id,
+                p.id,
+                "apc",
+                start,
+                Some(end),
+                &acute,
+                Some(&ae_site),
+                Some("emergency"),
+                Some("ordinary"),
+                Some(dx),
+                Some(spec),
+                cost,
+                Some(if to_care_home {
+                    "care_home"
+                } else {
+                    "usual_residence"
+                }),
+                Some(los),
+                Some(fit),
+                None,
+                None,
+                None,
+                None,
+            )?;
             self.secondary_dx(p, age, dis, id)?;
             free_from = dis + 1;
             if to_care_home {
                 p.care_home = Some(dis);
                 p.home_care_until = None;
                 let nursing = self.rng.chance(0.4);
-                self.social_care_start(p, if nursing { "nursing" } else { "residential" }, dis, None, &la_code)?;
+                self.social_care_start(
+                    p,
+                    if nursing { "nursing" } else { "residential" },
+                    dis,
+                    None,
+                    &la_code,
+                )?;
             } else if age >= 65 && self.rng.chance(0.15) {
                 self.social_care_start(p, "reablement", dis, Some(dis + 42), &la_code)?;
             }
@@ -622,13 +854,35 @@ impl<'a> Sim<'a> {
                     let cd = dis + 3 + 7 * k;
                     if cd < w1 {
                         let id = self.new_activity_id();
-                        self.act(id, p.id, "community", ts(cd, 11 * 3600), Some(ts(cd, 11 * 3600 + 1800)), &community, None, None, Some("contact"), None, None, ctx.cost.comm, None, None, None, None, None, None, None)?;
+                        self.act(
+                            id,
+                            p.id,
+                            "community",
+                            ts(cd, 11 * 3600),
+                            Some(ts(cd, 11 * 3600 + 1800)),
+                            &community,
+                            None,
+                            None,
+                            Some("contact"),
+                            None,
+                            None,
+                            ctx.cost.comm,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                        )?;
                     }
                 }
             }
         }
         // A&E attendances that did not lead to admission
-        let lam_ae = (0.2 + 0.6 * lam_em) * if (15..30).contains(&age) { 1.3 } else { 1.0 } * (1.0 + 0.04 * model::dep(decile));
+        let lam_ae = (0.2 + 0.6 * lam_em)
+            * if (15..30).contains(&age) { 1.3 } else { 1.0 }
+            * (1.0 + 0.04 * model::dep(decile));
         for _ in 0..self.rng.poisson(lam_ae * frac) {
             let d = day_in(&mut self.rng);
             let arrive = ts(d, self.rng.below(DAY as u64) as i64);
@@ -637,11 +891,36 @@ impl<'a> Sim<'a> {
                 self.ambulance(p.id, arrive, "see_and_convey")?;
             }
             let dur = self.ae_minutes(&acute);
-            let dx = *self.rng.pick(&["S099", "S610", "S934", "R104", "R074", "R51", "T141", "J069", "L039"]);
+            let dx = self.rng.pick_str(&[
+                "S099", "S610", "S934", "R104", "R074", "R51", "T141", "J069", "L039",
+            ]);
             let id = self.new_activity_id();
-            self.act(id, p.id, "ae", arrive, Some(arrive + dur * 60), &acute, Some(&ae_site), None, Some("type1"), Some(dx), None, ctx.cost.ae, Some("discharged"), None, None, Some(if by_amb { "ambulance" } else { "walk_in" }), None, None, None)?;
+            self.act(
+                id,
+                p.id,
+                "ae",
+                arrive,
+                Some(arrive + dur * 60),
+                &acute,
+                Some(&ae_site),
+                None,
+                Some("type1"),
+                Some(dx),
+                None,
+                ctx.cost.ae,
+                Some("discharged"),
+                None,
+                None,
+                Some(if by_amb { "ambulance" } else { "walk_in" }),
+                None,
+                None,
+                None,
+            )?;
         }
-        for _ in 0..self.rng.poisson((0.01 + if age >= 75 { 0.04 } else { 0.0 }) * frac) {
+        for _ in 0..self
+            .rng
+            .poisson((0.01 + if age >= 75 { 0.04 } else { 0.0 }) * frac)
+        {
             let d = day_in(&mut self.rng);
             let t = ts(d, self.rng.below(DAY as u64) as i64);
             self.ambulance(p.id, t, "see_and_treat")?;
@@ -660,16 +939,45 @@ impl<'a> Sim<'a> {
             }
             let (dx, spec) = elective_dx(&mut self.rng, p);
             let day_case = self.rng.chance(0.75);
-            let prov = if partner != acute && self.rng.chance(0.3) { partner.clone() } else { acute.clone() };
+            let prov = if partner != acute && self.rng.chance(0.3) {
+                partner.clone()
+            } else {
+                acute.clone()
+            };
             let (los, cost, class) = if day_case {
                 (0, ctx.cost.dc, "day_case")
             } else {
-                let m = calibrate::los_mean(age, false) * if age >= 80 { cal.los80[ccg].0 } else { 1.0 };
-                (1 + self.rng.geometric(m - 1.0) as i32, ctx.cost.el, "ordinary")
+                let m = calibrate::los_mean(age, false)
+                    * if age >= 80 { cal.los80[ccg].0 } else { 1.0 };
+                (
+                    1 + self.rng.geometric(m - 1.0) as i32,
+                    ctx.cost.el,
+                    "ordinary",
+                )
             };
             let start = ts(d, 8 * 3600);
             let id = self.new_activity_id();
-            self.act(id, p.id, "apc", start, Some(ts(d + los, 16 * 3600)), &prov, None, Some("elective"), Some(class), Some(dx), Some(spec), cost, Some("usual_residence"), Some(los), Some(d + los), None, None, None, None)?;
+            self.act(
+                id,
+                p.id,
+                "apc",
+                start,
+                Some(ts(d + los, 16 * 3600)),
+                &prov,
+                None,
+                Some("elective"),
+                Some(class),
+                Some(dx),
+                Some(spec),
+                cost,
+                Some("usual_residence"),
+                Some(los),
+                Some(d + los),
+                None,
+                None,
+                None,
+                None,
+            )?;
             self.secondary_dx(p, age, d + los, id)?;
             free_from = d + los + 1;
         }
@@ -688,14 +996,45 @@ impl<'a> Sim<'a> {
             };
             let rid = self.id(self.next_referral);
             self.next_referral += 1;
-            self.out.referral.row(&[V::I(rid), V::I(p.id), V::S(&practice), V::S(spec), V::D(d), V::S(prio)])?;
+            self.out.referral.row(&[
+                V::I(rid),
+                V::I(p.id),
+                V::S(&practice),
+                V::S(spec),
+                V::D(d),
+                V::S(prio),
+            ])?;
             self.out.events += 1;
-            let prov = if partner != acute && self.rng.chance(0.25) { partner.clone() } else { acute.clone() };
+            let prov = if partner != acute && self.rng.chance(0.25) {
+                partner.clone()
+            } else {
+                acute.clone()
+            };
             let mut od = d + wait;
             if od < w1 {
                 let id = self.new_activity_id();
                 let t = ts(od, 9 * 3600 + self.rng.below(8 * 3600) as i64);
-                self.act(id, p.id, "op", t, None, &prov, None, None, Some("first"), None, Some(spec), ctx.cost.op1, None, None, None, None, None, None, Some(rid))?;
+                self.act(
+                    id,
+                    p.id,
+                    "op",
+                    t,
+                    None,
+                    &prov,
+                    None,
+                    None,
+                    Some("first"),
+                    None,
+                    Some(spec),
+                    ctx.cost.op1,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    Some(rid),
+                )?;
                 for _ in 0..self.rng.poisson(1.2) {
                     od += 30 + self.rng.below(150) as i32;
                     if od >= w1 {
@@ -703,25 +1042,100 @@ impl<'a> Sim<'a> {
                     }
                     let id = self.new_activity_id();
                     let t = ts(od, 9 * 3600 + self.rng.below(8 * 3600) as i64);
-                    self.act(id, p.id, "op", t, None, &prov, None, None, Some("follow_up"), None, Some(spec), ctx.cost.opf, None, None, None, None, None, None, None)?;
+                    self.act(
+                        id,
+                        p.id,
+                        "op",
+                        t,
+                        None,
+                        &prov,
+                        None,
+                        None,
+                        Some("follow_up"),
+                        None,
+                        Some(spec),
+                        ctx.cost.opf,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                    )?;
                 }
             }
         }
         // --- community and mental health --------------------------------------------------
-        let lam_comm = if age >= 75 { (1.0 + 0.5 * nconds) * p.u } else if nconds >= 3.0 { 0.3 } else { 0.03 };
+        let lam_comm = if age >= 75 {
+            (1.0 + 0.5 * nconds) * p.u
+        } else if nconds >= 3.0 {
+            0.3
+        } else {
+            0.03
+        };
         for _ in 0..self.rng.poisson(lam_comm * frac) {
             let d = day_in(&mut self.rng);
             let id = self.new_activity_id();
             let t = ts(d, 9 * 3600 + self.rng.below(9 * 3600) as i64);
-            self.act(id, p.id, "community", t, None, &community, None, None, Some("contact"), None, None, ctx.cost.comm, None, None, None, None, None, None, None)?;
+            self.act(
+                id,
+                p.id,
+                "community",
+                t,
+                None,
+                &community,
+                None,
+                None,
+                Some("contact"),
+                None,
+                None,
+                ctx.cost.comm,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+            )?;
         }
         let mh = g.mental_health.clone();
-        let lam_mh = if p.has(c::SMI) { 6.0 } else { 0.0 } + if p.has(c::DEPRESSION) { 0.4 } else { 0.0 } + if p.has(c::DEMENTIA) { 1.0 } else { 0.0 } + if age < 18 { 0.03 } else { 0.0 };
+        let lam_mh = if p.has(c::SMI) { 6.0 } else { 0.0 }
+            + if p.has(c::DEPRESSION) { 0.4 } else { 0.0 }
+            + if p.has(c::DEMENTIA) { 1.0 } else { 0.0 }
+            + if age < 18 { 0.03 } else { 0.0 };
         for _ in 0..self.rng.poisson(lam_mh * frac) {
             let d = day_in(&mut self.rng);
-            let spec = if age < 18 { "711" } else if p.has(c::DEMENTIA) { "715" } else { "710" };
+            let spec = if age < 18 {
+                "711"
+            } else if p.has(c::DEMENTIA) {
+                "715"
+            } else {
+                "710"
+            };
             let id = self.new_activity_id();
-            self.act(id, p.id, "mental_health", ts(d, 10 * 3600), None, &mh, None, None, Some("contact"), None, Some(spec), ctx.cost.mh, None, None, None, None, None, None, None)?;
+            self.act(
+                id,
+                p.id,
+                "mental_health",
+                ts(d, 10 * 3600),
+                None,
+                &mh,
+                None,
+                None,
+                Some("contact"),
+                None,
+                Some(spec),
+                ctx.cost.mh,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+            )?;
         }
         if p.has(c::SMI) && p.mh_inpatient_until.is_none_or(|u| u < w0) {
             for _ in 0..self.rng.poisson(0.04 * frac) {
@@ -730,7 +1144,31 @@ impl<'a> Sim<'a> {
                 let open = d + los >= self.end;
                 let id = self.new_activity_id();
                 let days = if open { self.end - d } else { los };
-                self.act(id, p.id, "mental_health", ts(d, 14 * 3600), if open { None } else { Some(ts(d + los, 11 * 3600)) }, &mh, Some("RHAHIG"), Some("emergency"), Some("inpatient"), Some("F209"), Some("710"), days as f64 * ctx.cost.mh_bed, if open { None } else { Some("usual_residence") }, if open { None } else { Some(los) }, None, None, None, None, None)?;
+                self.act(
+                    id,
+                    p.id,
+                    "mental_health",
+                    ts(d, 14 * 3600),
+                    if open {
+                        None
+                    } else {
+                        Some(ts(d + los, 11 * 3600))
+                    },
+                    &mh,
+                    Some("RHAHIG"),
+                    Some("emergency"),
+                    Some("inpatient"),
+                    Some("F209"),
+                    Some("710"),
+                    days as f64 * ctx.cost.mh_bed,
+                    if open { None } else { Some("usual_residence") },
+                    if open { None } else { Some(los) },
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                )?;
                 p.mh_inpatient_until = Some(d + los);
             }
         }
@@ -749,33 +1187,79 @@ impl<'a> Sim<'a> {
             p.care_home = Some(d);
             p.home_care_until = None;
             let nursing = self.rng.chance(0.4);
-            self.social_care_start(p, if nursing { "nursing" } else { "residential" }, d, None, &la_code)?;
+            self.social_care_start(
+                p,
+                if nursing { "nursing" } else { "residential" },
+                d,
+                None,
+                &la_code,
+            )?;
         }
-        if age >= 65 && p.care_home.is_none() && p.home_care_until.is_none_or(|u| u < w0) && self.rng.chance(home_care_hazard(p, age) * frac) {
+        if age >= 65
+            && p.care_home.is_none()
+            && p.home_care_until.is_none_or(|u| u < w0)
+            && self.rng.chance(home_care_hazard(p, age) * frac)
+        {
             let d = day_in(&mut self.rng);
             let until = d + 1 + self.rng.exp(548.0) as i32;
             p.home_care_until = Some(until);
             self.social_care_start(p, "home_care", d, Some(until), &la_code)?;
         }
-        if (18..65).contains(&age) && !p.direct_payment && nconds >= 3.0 && self.rng.chance(0.005 * frac) {
+        if (18..65).contains(&age)
+            && !p.direct_payment
+            && nconds >= 3.0
+            && self.rng.chance(0.005 * frac)
+        {
             let d = day_in(&mut self.rng);
             p.direct_payment = true;
             self.social_care_start(p, "direct_payment", d, None, &la_code)?;
         }
         // --- births -----------------------------------------------------------------------
-        if female && calibrate::fertility(age) > 0.0 && self.rng.chance(calibrate::fertility(age) * cal.fertility_scale[la] * frac) {
+        if female
+            && calibrate::fertility(age) > 0.0
+            && self
+                .rng
+                .chance(calibrate::fertility(age) * cal.fertility_scale[la] * frac)
+        {
             let d = day_in(&mut self.rng);
             self.birth(p, d, &acute, &ae_site)?;
         }
         // --- death in hospital ------------------------------------------------------------
-        if let (Some(dd), true) = (p.death, w1 < t1) {
-            if self.rng.chance(0.45) && dd > free_from {
+        if let (Some(dd), true) = (p.death, w1 < t1)
+            && self.rng.chance(0.45)
+            && dd > free_from
+        {
+            {
                 let los = (self.rng.geometric(6.0) as i32).min(dd - free_from);
                 let s = dd - los;
                 let id = self.new_activity_id();
                 let dx = p.death_cause.unwrap_or("R69");
-                let cost = if los <= 1 { ctx.cost.em_short } else { ctx.cost.em_long + (los - 5).max(0) as f64 * ctx.cost.xbd };
-                self.act(id, p.id, "apc", ts(s, 12 * 3600), Some(ts(dd, 12 * 3600)), &acute, Some(&ae_site), Some("emergency"), Some("ordinary"), Some(dx), Some(specialty_for(dx, age)), cost, Some("died"), Some(los), Some(dd), None, None, None, None)?;
+                let cost = if los <= 1 {
+                    ctx.cost.em_short
+                } else {
+                    ctx.cost.em_long + (los - 5).max(0) as f64 * ctx.cost.xbd
+                };
+                self.act(
+                    id,
+                    p.id,
+                    "apc",
+                    ts(s, 12 * 3600),
+                    Some(ts(dd, 12 * 3600)),
+                    &acute,
+                    Some(&ae_site),
+                    Some("emergency"),
+                    Some("ordinary"),
+                    Some(dx),
+                    Some(specialty_for(dx, age)),
+                    cost,
+                    Some("died"),
+                    Some(los),
+                    Some(dd),
+                    None,
+                    None,
+                    None,
+                    None,
+                )?;
                 self.secondary_dx(p, age, dd, id)?;
             }
         }
@@ -791,11 +1275,26 @@ impl<'a> Sim<'a> {
         }
     }
 
-    fn ambulance(&mut self, person: i64, arrival: i64, kind: &'static str) -> Result<(), LakeError> {
+    fn ambulance(
+        &mut self,
+        person: i64,
+        arrival: i64,
+        kind: &'static str,
+    ) -> Result<(), LakeError> {
         let r = self.rng.f64();
-        let cat = if r < 0.08 { "red1" } else if r < 0.5 { "red2" } else { "green" };
+        let cat = if r < 0.08 {
+            "red1"
+        } else if r < 0.5 {
+            "red2"
+        } else {
+            "green"
+        };
         let median: f64 = if cat == "green" { 20.0 } else { 6.9 };
-        let resp = if kind == "hear_and_treat" { None } else { Some(((median.ln() + 0.45 * self.rng.normal()).exp() * 10.0).round() / 10.0) };
+        let resp = if kind == "hear_and_treat" {
+            None
+        } else {
+            Some(((median.ln() + 0.45 * self.rng.normal()).exp() * 10.0).round() / 10.0)
+        };
         let call = arrival - 60 * (resp.unwrap_or(0.0) as i64 + 35);
         let cost = match kind {
             "see_and_convey" => self.ctx.cost.amb_sc,
@@ -804,7 +1303,27 @@ impl<'a> Sim<'a> {
         };
         let id = self.new_activity_id();
         let amb = self.ctx.geo.ambulance.clone();
-        self.act(id, person, "ambulance", call, Some(arrival), &amb, None, None, Some(kind), None, None, cost, None, None, None, None, Some(cat), resp, None)
+        self.act(
+            id,
+            person,
+            "ambulance",
+            call,
+            Some(arrival),
+            &amb,
+            None,
+            None,
+            Some(kind),
+            None,
+            None,
+            cost,
+            None,
+            None,
+            None,
+            None,
+            Some(cat),
+            resp,
+            None,
+        )
     }
 
     fn ld_spell(&mut self, p: &Person, since: i32, until: i32) -> Result<(), LakeError> {
@@ -812,7 +1331,31 @@ impl<'a> Sim<'a> {
         let days = (until.min(self.end) - since.max(self.ctx.start)).max(0);
         let id = self.new_activity_id();
         let mh = self.ctx.geo.mental_health.clone();
-        self.act(id, p.id, "mental_health", ts(since, 12 * 3600), if open { None } else { Some(ts(until, 12 * 3600)) }, &mh, Some("RHAHIG"), Some("transfer"), Some("inpatient"), Some("F79"), Some("700"), days as f64 * self.ctx.cost.mh_bed, if open { None } else { Some("usual_residence") }, if open { None } else { Some(until - since) }, None, None, None, None, None)
+        self.act(
+            id,
+            p.id,
+            "mental_health",
+            ts(since, 12 * 3600),
+            if open {
+                None
+            } else {
+                Some(ts(until, 12 * 3600))
+            },
+            &mh,
+            Some("RHAHIG"),
+            Some("transfer"),
+            Some("inpatient"),
+            Some("F79"),
+            Some("700"),
+            days as f64 * self.ctx.cost.mh_bed,
+            if open { None } else { Some("usual_residence") },
+            if open { None } else { Some(until - since) },
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
     }
 
     fn birth(&mut self, mother: &Person, d: i32, acute: &str, site: &str) -> Result<(), LakeError> {
@@ -823,14 +1366,38 @@ impl<'a> Sim<'a> {
         // the mother's maternity spell
         let los = self.rng.geometric(1.5) as i32;
         let id = self.new_activity_id();
-        self.act(id, mother.id, "apc", ts(d, 6 * 3600), Some(ts(d + los, 15 * 3600)), acute, Some(site), Some("maternity"), Some("ordinary"), Some("O800"), Some("501"), self.ctx.cost.mat, Some("usual_residence"), Some(los), Some(d + los), None, None, None, None)?;
+        self.act(
+            id,
+            mother.id,
+            "apc",
+            ts(d, 6 * 3600),
+            Some(ts(d + los, 15 * 3600)),
+            acute,
+            Some(site),
+            Some("maternity"),
+            Some("ordinary"),
+            Some("O800"),
+            Some("501"),
+            self.ctx.cost.mat,
+            Some("usual_residence"),
+            Some(los),
+            Some(d + los),
+            None,
+            None,
+            None,
+            None,
+        )?;
         // the baby
         let reg = d + 5 + self.rng.below(6) as i32;
         let mut b = mother.clone();
         b.id = self.new_person_id();
         b.female = self.rng.chance(0.487);
         b.birth = d;
-        b.eth = intern_eth(if self.rng.chance(0.95) { mother.eth } else { "D" });
+        b.eth = intern_eth(if self.rng.chance(0.95) {
+            mother.eth
+        } else {
+            "D"
+        });
         b.u = self.rng.gamma(2.0) / 2.0;
         b.conds = 0;
         b.onset = [0; model::N_COND];
@@ -847,23 +1414,48 @@ impl<'a> Sim<'a> {
         model::draw_lifestyle(&mut self.rng, &mut b, 0, decile, la, cal);
         model::draw_prevalent_conditions(&mut self.rng, &mut b, 0, d, decile, cal);
         let term = self.rng.chance(0.925);
-        let gest = if term { 37 + self.rng.below(5) } else { 24 + self.rng.below(13) };
+        let gest = if term {
+            37 + self.rng.below(5)
+        } else {
+            24 + self.rng.below(13)
+        };
         let weight = if term {
-            cal.birth_weight_mean[la] + calibrate::birth_weight_shift(decile, b.mother_smoked) + calibrate::BIRTH_WEIGHT_SD * self.rng.normal()
+            cal.birth_weight_mean[la]
+                + calibrate::birth_weight_shift(decile, b.mother_smoked)
+                + calibrate::BIRTH_WEIGHT_SD * self.rng.normal()
         } else {
             2300.0 + 600.0 * self.rng.normal() - 120.0 * (36 - gest as i32) as f64
         };
         let rec = reg + 3 + self.rng.below(8) as i32;
-        self.obs(b.id, codes::OBS_BIRTH_WEIGHT, Some(weight.round().max(400.0)), rec)?;
+        self.obs(
+            b.id,
+            codes::OBS_BIRTH_WEIGHT,
+            Some(weight.round().max(400.0)),
+            rec,
+        )?;
         self.obs(b.id, codes::OBS_GESTATION, Some(gest as f64), rec)?;
-        let bf = self.rng.chance(logistic(cal.breastfeeding[la] + model::LifestyleLp::breastfeeding(mage, decile, mother.eth)));
+        let bf = self.rng.chance(logistic(
+            cal.breastfeeding[la] + model::LifestyleLp::breastfeeding(mage, decile, mother.eth),
+        ));
         let bd = d + 42 + self.rng.below(14) as i32;
-        self.obs(b.id, codes::OBS_BREASTFEEDING, Some(if bf { 1.0 } else { 0.0 }), bd)?;
+        self.obs(
+            b.id,
+            codes::OBS_BREASTFEEDING,
+            Some(if bf { 1.0 } else { 0.0 }),
+            bd,
+        )?;
         self.people.push(b);
         Ok(())
     }
 
-    fn social_care_start(&mut self, p: &Person, service: &'static str, d: i32, until: Option<i32>, la: &str) -> Result<(), LakeError> {
+    fn social_care_start(
+        &mut self,
+        p: &Person,
+        service: &'static str,
+        d: i32,
+        until: Option<i32>,
+        la: &str,
+    ) -> Result<(), LakeError> {
         let cost = match service {
             "residential" => self.ctx.cost.res,
             "nursing" => self.ctx.cost.nurs,
@@ -872,11 +1464,39 @@ impl<'a> Sim<'a> {
             _ => self.ctx.cost.dp,
         };
         let id = self.new_activity_id();
-        self.act(id, p.id, "social_care_assessment", ts(d - 3, 10 * 3600), Some(ts(d - 3, 11 * 3600)), la, None, None, None, None, None, self.ctx.cost.assess, None, None, None, None, None, None, None)?;
+        self.act(
+            id,
+            p.id,
+            "social_care_assessment",
+            ts(d - 3, 10 * 3600),
+            Some(ts(d - 3, 11 * 3600)),
+            la,
+            None,
+            None,
+            None,
+            None,
+            None,
+            self.ctx.cost.assess,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        )?;
         self.social_row(p, service, d, until, cost, la)
     }
 
-    fn social_row(&mut self, p: &Person, service: &str, start: i32, end: Option<i32>, weekly: f64, la: &str) -> Result<(), LakeError> {
+    fn social_row(
+        &mut self,
+        p: &Person,
+        service: &str,
+        start: i32,
+        end: Option<i32>,
+        weekly: f64,
+        la: &str,
+    ) -> Result<(), LakeError> {
         // packages end at death or moving away; those still running stay open (null)
         let left = p.left();
         let end = match (end, left) {
@@ -885,23 +1505,54 @@ impl<'a> Sim<'a> {
             (None, l) => l,
         };
         let end = end.filter(|e| *e < self.end);
-        self.out.social_care.row(&[V::I(p.id), V::S(service), V::D(start), end.map_or(V::N, V::D), V::F(weekly), V::S(la)])?;
+        self.out.social_care.row(&[
+            V::I(p.id),
+            V::S(service),
+            V::D(start),
+            end.map_or(V::N, V::D),
+            V::F(weekly),
+            V::S(la),
+        ])?;
         self.out.events += 1;
         Ok(())
     }
 
-    fn condition_row(&mut self, p: &Person, k: usize, d: i32, activity: Option<i64>) -> Result<(), LakeError> {
+    fn condition_row(
+        &mut self,
+        p: &Person,
+        k: usize,
+        d: i32,
+        activity: Option<i64>,
+    ) -> Result<(), LakeError> {
         let cc = &CONDITIONS[k];
         if let Some(a) = activity {
-            self.out.condition.row(&[V::I(p.id), V::S("ICD10"), V::S(cc.icd10), V::D(d), V::I(a)])?;
+            self.out.condition.row(&[
+                V::I(p.id),
+                V::S("ICD10"),
+                V::S(cc.icd10),
+                V::D(d),
+                V::I(a),
+            ])?;
         } else {
-            self.out.condition.row(&[V::I(p.id), V::S("SNOMED"), V::S(cc.snomed), V::D(d), V::N])?;
+            self.out.condition.row(&[
+                V::I(p.id),
+                V::S("SNOMED"),
+                V::S(cc.snomed),
+                V::D(d),
+                V::N,
+            ])?;
         }
         self.out.events += 1;
         Ok(())
     }
 
-    fn secondary_dx(&mut self, p: &Person, age: i32, d: i32, activity: i64) -> Result<(), LakeError> {
+    fn secondary_dx(
+        &mut self,
+        p: &Person,
+        age: i32,
+        d: i32,
+        activity: i64,
+    ) -> Result<(), LakeError> {
         for k in 0..model::N_COND {
             if p.has(k) && self.rng.chance(0.8) {
                 self.condition_row(p, k, d, Some(activity))?;
@@ -909,10 +1560,17 @@ impl<'a> Sim<'a> {
         }
         if age >= 75 {
             // frailty-related codes (Hospital Frailty Risk Score inputs)
-            let frail = 0.1 + 0.08 * p.n_conds() as f64 + if p.has(c::DEMENTIA) { 0.2 } else { 0.0 };
+            let frail =
+                0.1 + 0.08 * p.n_conds() as f64 + if p.has(c::DEMENTIA) { 0.2 } else { 0.0 };
             for code in ["R296", "W19", "Z741", "R410", "N390", "F051", "L899", "E86"] {
                 if self.rng.chance(frail.min(0.6) * 0.5) {
-                    self.out.condition.row(&[V::I(p.id), V::S("ICD10"), V::S(code), V::D(d), V::I(activity)])?;
+                    self.out.condition.row(&[
+                        V::I(p.id),
+                        V::S("ICD10"),
+                        V::S(code),
+                        V::D(d),
+                        V::I(activity),
+                    ])?;
                     self.out.events += 1;
                 }
             }
@@ -920,8 +1578,20 @@ impl<'a> Sim<'a> {
         Ok(())
     }
 
-    fn obs(&mut self, person: i64, code: codes::ObsCode, value: Option<f64>, d: i32) -> Result<(), LakeError> {
-        self.out.observation.row(&[V::I(person), V::S(code.code), value.map_or(V::N, V::F), code.unit.map_or(V::N, V::S), V::D(d)])?;
+    fn obs(
+        &mut self,
+        person: i64,
+        code: codes::ObsCode,
+        value: Option<f64>,
+        d: i32,
+    ) -> Result<(), LakeError> {
+        self.out.observation.row(&[
+            V::I(person),
+            V::S(code.code),
+            value.map_or(V::N, V::F),
+            code.unit.map_or(V::N, V::S),
+            V::D(d),
+        ])?;
         self.out.events += 1;
         Ok(())
     }
@@ -986,7 +1656,10 @@ impl<'a> Sim<'a> {
             V::S(if p.female { "F" } else { "M" }),
             V::D(time::month_start(p.birth)),
             p.death.filter(|d| *d < self.end).map_or(V::N, V::D),
-            p.death.filter(|d| *d < self.end).and(p.death_cause).map_or(V::N, V::S),
+            p.death
+                .filter(|d| *d < self.end)
+                .and(p.death_cause)
+                .map_or(V::N, V::S),
             V::S(&l.code),
             V::I(l.decile as i64),
             V::S(&g.las[l.la]),
@@ -1009,7 +1682,11 @@ impl<'a> Sim<'a> {
                 break n;
             }
         };
-        let given = if p.female { *self.rng.pick(names::FEMALE) } else { *self.rng.pick(names::MALE) };
+        let given = if p.female {
+            *self.rng.pick(names::FEMALE)
+        } else {
+            *self.rng.pick(names::MALE)
+        };
         let family = *self.rng.pick(names::FAMILY);
         let l = &self.ctx.geo.lsoas[p.lsoa as usize];
         const LETTERS: &[u8] = b"ABDEFGHJLNPQRSTUWXYZ";
@@ -1020,7 +1697,11 @@ impl<'a> Sim<'a> {
             LETTERS[self.rng.below(LETTERS.len() as u64) as usize] as char,
             LETTERS[self.rng.below(LETTERS.len() as u64) as usize] as char
         );
-        let addr = format!("{} {}", 1 + self.rng.below(180), self.rng.pick(names::STREETS));
+        let addr = format!(
+            "{} {}",
+            1 + self.rng.below(180),
+            self.rng.pick(names::STREETS)
+        );
         let practice = self.ctx.geo.practices[p.practice as usize].0.clone();
         self.out.vault.row(&[
             V::I(p.id),
@@ -1040,11 +1721,18 @@ impl<'a> Sim<'a> {
 pub const LD_STAY: f64 = 500.0;
 
 fn care_home_hazard(p: &Person, age: i32) -> f64 {
-    0.003 * (0.1 * (age as f64 - 80.0)).exp() * if p.has(c::DEMENTIA) { 4.0 } else { 1.0 } * (1.0 + 0.2 * p.n_conds() as f64) * p.u
+    0.003
+        * (0.1 * (age as f64 - 80.0)).exp()
+        * if p.has(c::DEMENTIA) { 4.0 } else { 1.0 }
+        * (1.0 + 0.2 * p.n_conds() as f64)
+        * p.u
 }
 
 fn home_care_hazard(p: &Person, age: i32) -> f64 {
-    0.012 * (0.08 * (age as f64 - 75.0)).exp() * (1.0 + 0.3 * p.n_conds() as f64) * if p.has(c::DEMENTIA) { 2.0 } else { 1.0 }
+    0.012
+        * (0.08 * (age as f64 - 75.0)).exp()
+        * (1.0 + 0.3 * p.n_conds() as f64)
+        * if p.has(c::DEMENTIA) { 2.0 } else { 1.0 }
 }
 
 fn death_code(rng: &mut Rng, p: &Person, cause: usize) -> &'static str {
@@ -1055,21 +1743,25 @@ fn death_code(rng: &mut Rng, p: &Person, cause: usize) -> &'static str {
             } else if p.has(c::STROKE) {
                 "I639"
             } else if p.has(c::CHD) {
-                *rng.pick(&["I219", "I251"])
+                rng.pick_str(&["I219", "I251"])
             } else {
-                *rng.pick(&["I219", "I251", "I64", "I709"])
+                rng.pick_str(&["I219", "I251", "I64", "I709"])
             }
         }
         model::RESP => {
-            if p.has(c::COPD) { "J449" } else { *rng.pick(&["J189", "J449", "J841"]) }
+            if p.has(c::COPD) {
+                "J449"
+            } else {
+                rng.pick_str(&["J189", "J449", "J841"])
+            }
         }
         model::CANCER => {
             if p.smoke != model::NEVER && rng.chance(0.4) {
                 "C349"
             } else if p.female {
-                *rng.pick(&["C509", "C189", "C56", "C259"])
+                rng.pick_str(&["C509", "C189", "C56", "C259"])
             } else {
-                *rng.pick(&["C61", "C189", "C259", "C169"])
+                rng.pick_str(&["C61", "C189", "C259", "C169"])
             }
         }
         _ => {
@@ -1082,7 +1774,7 @@ fn death_code(rng: &mut Rng, p: &Person, cause: usize) -> &'static str {
             } else if p.has(c::PARKINSONS) {
                 "G20"
             } else {
-                *rng.pick(&["A419", "K922", "X59", "E149", "G309", "R54"])
+                rng.pick_str(&["A419", "K922", "X59", "E149", "G309", "R54"])
             }
         }
     }
@@ -1092,9 +1784,9 @@ fn alcohol_dx(rng: &mut Rng, p: &Person) -> &'static str {
     if p.has(c::LIVER) {
         "K703"
     } else if p.has(c::ALCOHOL_DEP) {
-        *rng.pick(&["F102", "F103", "F100"])
+        rng.pick_str(&["F102", "F103", "F100"])
     } else {
-        *rng.pick(&["F100", "F100", "T510", "K292", "K860"])
+        rng.pick_str(&["F100", "F100", "T510", "K292", "K860"])
     }
 }
 
@@ -1128,8 +1820,14 @@ fn emergency_dx(rng: &mut Rng, p: &Person, age: i32) -> &'static str {
         opts.extend(["N390", "S720", "J189", "R296", "F051"]);
     }
     if opts.is_empty() || rng.chance(0.4) {
-        let general: &[&str] = if age < 16 { &["J219", "R509", "A099", "S069", "J069"] } else { &["R074", "R104", "L031", "A419", "K358", "S069", "J189", "N390", "K590"] };
-        return *rng.pick(general);
+        let general: &[&str] = if age < 16 {
+            &["J219", "R509", "A099", "S069", "J069"]
+        } else {
+            &[
+                "R074", "R104", "L031", "A419", "K358", "S069", "J189", "N390", "K590",
+            ]
+        };
+        return rng.pick_str(general);
     }
     opts[rng.below(opts.len() as u64) as usize]
 }
@@ -1193,6 +1891,12 @@ pub fn partitions(geo: &Geo, scale: f64, max_people: u64) -> Vec<PartitionSpec> 
         out.push(cur);
     }
     let total = out.len();
-    out.into_iter().enumerate().map(|(index, lsoas)| PartitionSpec { index, total, lsoas }).collect()
+    out.into_iter()
+        .enumerate()
+        .map(|(index, lsoas)| PartitionSpec {
+            index,
+            total,
+            lsoas,
+        })
+        .collect()
 }
-

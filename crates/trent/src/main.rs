@@ -11,7 +11,11 @@ use trent_places::Area;
 use trent_synth::{SynthOptions, time};
 
 #[derive(Parser)]
-#[command(name = "trent", version, about = "An open platform for an integrated care system: one person-level picture of an area's population and its care.")]
+#[command(
+    name = "trent",
+    version,
+    about = "An open platform for an integrated care system: one person-level picture of an area's population and its care."
+)]
 struct Cli {
     /// Data directory (default ./trent-data; TRENT_DATA overrides the default).
     #[arg(long, global = true)]
@@ -97,7 +101,10 @@ fn load_area(name: &str, file: Option<&PathBuf>) -> Result<Area> {
 }
 
 fn rt() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -111,8 +118,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if let Some(dir) = &a.check {
                 return check(&area, dir, a.json);
             }
-            let start = time::parse(&a.start).with_context(|| format!("--start {:?} is not a date YYYY-MM-DD", a.start))?;
-            let opts = SynthOptions { scale: a.scale, years: a.years, start, seed: a.seed, threads: a.threads, max_partition: 80_000, progress: true };
+            let start = time::parse(&a.start)
+                .with_context(|| format!("--start {:?} is not a date YYYY-MM-DD", a.start))?;
+            let opts = SynthOptions {
+                scale: a.scale,
+                years: a.years,
+                start,
+                seed: a.seed,
+                threads: a.threads,
+                max_partition: 80_000,
+                progress: true,
+            };
             let out = a.out.unwrap_or(data);
             let s = trent_synth::synthesize(&area, &opts, &out)?;
             print_summary(&area, &s, &out);
@@ -120,8 +136,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Up { scale } => {
             let area = Area::bundled("nottinghamshire")?;
             if !Lake::exists(&data) {
-                eprintln!("trent: no lake in {}; building the default synthetic {} at scale {scale} …", data.display(), area.area.name);
-                let opts = SynthOptions { scale, years: 5, start: time::parse("2014-04-01").expect("date"), seed: 42, threads: 0, max_partition: 80_000, progress: true };
+                eprintln!(
+                    "trent: no lake in {}; building the default synthetic {} at scale {scale} …",
+                    data.display(),
+                    area.area.name
+                );
+                let opts = SynthOptions {
+                    scale,
+                    years: 5,
+                    start: time::parse("2014-04-01").expect("date"),
+                    seed: 42,
+                    threads: 0,
+                    max_partition: 80_000,
+                    progress: true,
+                };
                 let s = trent_synth::synthesize(&area, &opts, &data)?;
                 print_summary(&area, &s, &data);
             }
@@ -132,23 +160,58 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let c = &lake.catalog;
             match table {
                 None => {
-                    println!("lake {} (area {}, {} to {}, run {}, config {}…)", data.display(), c.area, c.span_start, c.span_end, c.run_id, &c.config_hash[..12.min(c.config_hash.len())]);
+                    println!(
+                        "lake {} (area {}, {} to {}, run {}, config {}…)",
+                        data.display(),
+                        c.area,
+                        c.span_start,
+                        c.span_end,
+                        c.run_id,
+                        &c.config_hash[..12.min(c.config_hash.len())]
+                    );
                     println!("{:<14} {:>12} {:>6}", "table", "rows", "files");
                     for t in &c.tables {
                         println!("{:<14} {:>12} {:>6}", t.name, t.rows, t.files.len());
                     }
-                    println!("identity vault: {} people (not readable through the lake)", c.vault_rows);
+                    println!(
+                        "identity vault: {} people (not readable through the lake)",
+                        c.vault_rows
+                    );
                 }
                 Some(name) => {
-                    let Some(t) = c.table(&name) else { bail!("no table {name:?} in the lake; tables: {}", c.tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")) };
+                    let Some(t) = c.table(&name) else {
+                        bail!(
+                            "no table {name:?} in the lake; tables: {}",
+                            c.tables
+                                .iter()
+                                .map(|t| t.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    };
                     let def = trent_model::schema::table(&name);
-                    println!("{} — {} rows in {} files, written by run {}", t.name, t.rows, t.files.len(), t.run_id);
+                    println!(
+                        "{} — {} rows in {} files, written by run {}",
+                        t.name,
+                        t.rows,
+                        t.files.len(),
+                        t.run_id
+                    );
                     if let Some(d) = def {
                         println!("{}\n", d.doc);
                     }
                     for col in &t.schema {
-                        let doc = def.and_then(|d| d.columns.iter().find(|c| c.name == col.name)).map(|c| c.doc).unwrap_or("");
-                        println!("  {:<22} {:<24} {:<5} {}", col.name, col.ty, if col.nullable { "null" } else { "" }, doc);
+                        let doc = def
+                            .and_then(|d| d.columns.iter().find(|c| c.name == col.name))
+                            .map(|c| c.doc)
+                            .unwrap_or("");
+                        println!(
+                            "  {:<22} {:<24} {:<5} {}",
+                            col.name,
+                            col.ty,
+                            if col.nullable { "null" } else { "" },
+                            doc
+                        );
                     }
                 }
             }
@@ -167,10 +230,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(area: &Area, dir: &PathBuf, json: bool) -> Result<ExitCode> {
+fn check(area: &Area, dir: &std::path::Path, json: bool) -> Result<ExitCode> {
     let lake = Lake::open(dir)?;
     if lake.catalog.config_hash != area.config_hash {
-        eprintln!("trent: note: the lake was generated from a different area file (config hash differs)");
+        eprintln!(
+            "trent: note: the lake was generated from a different area file (config hash differs)"
+        );
     }
     let rows = rt()?.block_on(trent_synth::check::check(area, &lake))?;
     if json {
@@ -178,25 +243,50 @@ fn check(area: &Area, dir: &PathBuf, json: bool) -> Result<ExitCode> {
     } else {
         print!("{}", trent_synth::check::render(&rows));
     }
-    Ok(if rows.iter().all(|r| r.pass) { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if rows.iter().all(|r| r.pass) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn print_summary(area: &Area, s: &trent_synth::Summary, out: &std::path::Path) {
-    println!("synthesised {} in {:.1} s: {} people, {} events in {} partitions ({:.0} people/s, {:.0} events/s)", area.area.name, s.seconds, s.people, s.events, s.partitions, s.people as f64 / s.seconds, s.events as f64 / s.seconds);
+    println!(
+        "synthesised {} in {:.1} s: {} people, {} events in {} partitions ({:.0} people/s, {:.0} events/s)",
+        area.area.name,
+        s.seconds,
+        s.people,
+        s.events,
+        s.partitions,
+        s.people as f64 / s.seconds,
+        s.events as f64 / s.seconds
+    );
     for (t, n) in &s.tables {
         println!("  {t:<14} {n:>12}");
     }
-    println!("lake written to {} (run {})", out.join("lake").display(), s.run_id);
+    println!(
+        "lake written to {} (run {})",
+        out.join("lake").display(),
+        s.run_id
+    );
 }
 
 fn up_summary(area: &Area, data: &std::path::Path) -> Result<()> {
     let lake = Lake::open(data)?;
-    println!("\n{} — population {} (configured), {:.1}% living in the most deprived fifth of England", area.area.name, area.area.population, 100.0 * area.most_deprived_fifth_share());
+    println!(
+        "\n{} — population {} (configured), {:.1}% living in the most deprived fifth of England",
+        area.area.name,
+        area.area.population,
+        100.0 * area.most_deprived_fifth_share()
+    );
     for du in &area.delivery_units {
         println!("  {}", du.name);
         for c in area.ccgs.iter().filter(|c| c.delivery_unit == du.code) {
             let locs = area.localities.iter().filter(|l| l.ccg == c.code).count();
-            println!("    {:<40} {:>8}  {} localities", c.name, c.population, locs);
+            println!(
+                "    {:<40} {:>8}  {} localities",
+                c.name, c.population, locs
+            );
         }
     }
     rt()?.block_on(async {
@@ -206,6 +296,9 @@ fn up_summary(area: &Area, data: &std::path::Path) -> Result<()> {
         println!("\nactivity in the lake ({} to {}):\n{}", lake.catalog.span_start, lake.catalog.span_end, arrow::util::pretty::pretty_format_batches(&b)?);
         anyhow::Ok(())
     })?;
-    println!("lake: {} — `trent lake` lists its tables, `trent query SQL` queries them", data.join("lake").display());
+    println!(
+        "lake: {} — `trent lake` lists its tables, `trent query SQL` queries them",
+        data.join("lake").display()
+    );
     Ok(())
 }

