@@ -326,6 +326,8 @@ impl<'a> Sim<'a> {
             n
         };
         let base = count(&self.people[..initial], start);
+        // arrivals settle in LSOAs in proportion to their populations
+        let lsoa_cum = crate::rng::cumulative(lsoas.iter().map(|x| x.1 as f64 + 0.01));
         for y in 1..=self.ctx.years {
             let day = self.year_starts[y as usize] - 1;
             let now = count(&self.people, day);
@@ -337,10 +339,7 @@ impl<'a> Sim<'a> {
                     continue;
                 }
                 for _ in 0..deficit as u64 {
-                    let lsoa = lsoas[self.rng.pick_cum(&crate::rng::cumulative(
-                        lsoas.iter().map(|x| x.1 as f64 + 0.01),
-                    ))]
-                    .0;
+                    let lsoa = lsoas[self.rng.pick_cum(&lsoa_cum)].0;
                     let y0 = self.year_starts[y as usize - 1];
                     let arrive = y0 + self.rng.below((day - y0).max(1) as u64) as i32;
                     let (lo, hi) = bands[b];
