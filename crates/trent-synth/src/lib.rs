@@ -16,10 +16,10 @@ pub mod check;
 pub mod geo;
 pub mod model;
 pub mod names;
-pub mod rng;
 pub mod sim;
-pub mod stats;
 pub mod time;
+
+pub use trent_stats::{rng, stats};
 
 use std::sync::Arc;
 use std::sync::Mutex;
