@@ -46,7 +46,8 @@ pub enum LakeError {
     Query(#[from] datafusion::error::DataFusionError),
 }
 
-pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> LakeError {
+/// Wrap an I/O error with the path it happened on (`.map_err(io(&path))`).
+pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> LakeError {
     let path = path.into();
     move |source| LakeError::Io { path, source }
 }

@@ -28,8 +28,8 @@ mod reader;
 mod writer;
 
 pub use catalog::{Catalog, ColumnInfo, TableInfo};
-pub use error::LakeError;
-pub use reader::{Lake, resolve_data_dir};
+pub use error::{LakeError, io};
+pub use reader::{Lake, read_part, resolve_data_dir};
 pub use writer::{LakeWriter, PartWriter};
 
 /// Marker file naming a trent data directory.

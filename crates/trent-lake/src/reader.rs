@@ -90,3 +90,25 @@ impl Lake {
         Ok(())
     }
 }
+
+/// Read one Parquet part file whole, as a single batch with the file's schema.
+///
+/// For consumers that walk one partition at a time (the FHIR export): a part file holds
+/// one partition, so memory stays bounded by partition size, not lake size.
+pub fn read_part(path: &Path) -> Result<arrow::record_batch::RecordBatch, LakeError> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let err = |source| LakeError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io(path))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(err)?;
+    let schema = builder.schema().clone();
+    let batches = builder
+        .with_batch_size(65_536)
+        .build()
+        .map_err(err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(e.into()))?;
+    arrow::compute::concat_batches(&schema, &batches).map_err(|e| err(e.into()))
+}

@@ -78,6 +78,19 @@ impl LakeWriter {
         PartWriter::create(&self.staging.join("lake").join(table.name), table, part)
     }
 
+    /// Where [`part`](Self::part) put a table's part file in the staged generation.
+    pub fn staged_part_path(&self, table: &str, part: usize) -> PathBuf {
+        let top = if table == VAULT_TABLE {
+            "vault"
+        } else {
+            "lake"
+        };
+        self.staging
+            .join(top)
+            .join(table)
+            .join(format!("part-{part:05}.parquet"))
+    }
+
     /// A Parquet part file of the identity vault.
     pub fn vault_part(&self, part: usize) -> Result<PartWriter, LakeError> {
         PartWriter::create(
@@ -90,6 +103,16 @@ impl LakeWriter {
     /// Folder of the staged generation (for writers of other file kinds, e.g. FHIR).
     pub fn staging_dir(&self) -> &Path {
         &self.staging
+    }
+
+    /// A folder for identifiable output beside the vault (e.g. `fhir`), created in the
+    /// staged generation with the vault's permissions (owner only) and published with it;
+    /// `<root>/<name>` then points at the current generation's copy.
+    pub fn restricted_dir(&self, name: &str) -> Result<PathBuf, LakeError> {
+        let dir = self.staging.join(name);
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        restrict(&dir)?;
+        Ok(dir)
     }
 
     /// Write the catalog and publish the generation atomically.
@@ -114,7 +137,14 @@ impl LakeWriter {
         )?;
         let current = self.root.join("current");
         fs::rename(&tmp_link, &current).map_err(io(&current))?;
-        for (name, target) in [("lake", "current/lake"), ("vault", "current/vault")] {
+        for (name, target) in [
+            ("lake", "current/lake"),
+            ("vault", "current/vault"),
+            ("fhir", "current/fhir"),
+        ] {
+            if name == "fhir" && !final_dir.join(name).exists() {
+                continue;
+            }
             let p = self.root.join(name);
             if fs::symlink_metadata(&p).is_err() {
                 symlink(Path::new(target), &p)?;
@@ -179,7 +209,7 @@ impl PartWriter {
         part: usize,
     ) -> Result<PartWriter, LakeError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
-        let file_name = format!("part-{part:05}.parquet");
+        let file_name = format!("part-{part:05}.parquet"); // see staged_part_path
         let path = dir.join(&file_name);
         let file = File::create(&path).map_err(io(&path))?;
         let props = WriterProperties::builder()

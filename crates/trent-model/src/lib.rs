@@ -15,5 +15,6 @@
 pub mod codes;
 pub mod nhs_number;
 pub mod schema;
+pub mod time;
 
 pub use schema::{ColumnDef, TABLES, TableDef, VAULT};

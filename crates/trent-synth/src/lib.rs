@@ -13,12 +13,13 @@
 pub mod buffers;
 pub mod calibrate;
 pub mod check;
+pub mod fhir;
 pub mod geo;
 pub mod model;
 pub mod names;
 pub mod sim;
-pub mod time;
 
+pub use trent_model::time;
 pub use trent_stats::{rng, stats};
 
 use std::sync::Arc;
@@ -48,6 +49,8 @@ pub struct SynthOptions {
     pub max_partition: u64,
     /// show a progress bar
     pub progress: bool,
+    /// also write FHIR R4 transaction bundles (`fhir/` beside the vault)
+    pub fhir: bool,
 }
 
 /// Why synthesis failed.
@@ -78,6 +81,8 @@ pub struct Summary {
     pub run_id: String,
     /// generation folder
     pub generation: std::path::PathBuf,
+    /// the FHIR export, when asked for
+    pub fhir: Option<fhir::FhirStats>,
 }
 
 /// Validate options before anything is written.
@@ -131,51 +136,29 @@ pub fn synthesize(
     } else {
         opts.threads
     };
-    let bar = if opts.progress {
-        let b = indicatif::ProgressBar::new(parts.len() as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} synth [{bar:30}] {pos}/{len} partitions, {elapsed} ({eta} left) {msg}",
-            )
-            .expect("template")
-            .progress_chars("=> "),
-        );
-        b
+    let results = parallel(
+        parts.len(),
+        threads,
+        opts.progress.then_some("synth"),
+        |i| sim::run_partition(&ctx, &parts[i], &writer),
+    )?;
+    let fhir = if opts.fhir {
+        let dir = writer.restricted_dir("fhir")?;
+        let stats = parallel(parts.len(), threads, opts.progress.then_some("fhir"), |i| {
+            fhir::export_partition(&writer, &dir, parts[i].index)
+        })?;
+        Some(
+            stats
+                .into_iter()
+                .fold(fhir::FhirStats::default(), |a, s| fhir::FhirStats {
+                    bundles: a.bundles + s.bundles,
+                    resources: a.resources + s.resources,
+                    bytes: a.bytes + s.bytes,
+                }),
+        )
     } else {
-        indicatif::ProgressBar::hidden()
+        None
     };
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<sim::PartStats>> = Mutex::new(Vec::new());
-    let failure: Mutex<Option<LakeError>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..threads.min(parts.len()).max(1) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    if i >= parts.len() || failure.lock().expect("lock").is_some() {
-                        break;
-                    }
-                    match sim::run_partition(&ctx, &parts[i], &writer) {
-                        Ok(st) => {
-                            bar.set_message(format!("{} people", st.people));
-                            results.lock().expect("lock").push(st);
-                            bar.inc(1);
-                        }
-                        Err(e) => {
-                            *failure.lock().expect("lock") = Some(e);
-                            break;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    bar.finish_and_clear();
-    if let Some(e) = failure.into_inner().expect("lock") {
-        return Err(e.into()); // the staging folder is swept by the next writer
-    }
-    let mut results = results.into_inner().expect("lock");
-    results.sort_by_key(|r| r.index);
     // the organisation table
     let mut orgp = writer.part(&trent_model::schema::ORGANISATION, 0)?;
     orgp.write(&organisation_batch(area))?;
@@ -249,7 +232,65 @@ pub fn synthesize(
         seconds: t.elapsed().as_secs_f64(),
         run_id,
         generation,
+        fhir,
     })
+}
+
+/// Run `f(0..n)` on `threads` workers, in any order, returning results in index order;
+/// the first failure stops the others and is returned (nothing is published then: the
+/// staging folder is swept by the next writer).
+fn parallel<T: Send>(
+    n: usize,
+    threads: usize,
+    progress: Option<&str>,
+    f: impl Fn(usize) -> Result<T, LakeError> + Sync,
+) -> Result<Vec<T>, SynthError> {
+    let bar = match progress {
+        Some(what) => {
+            let b = indicatif::ProgressBar::new(n as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(&format!(
+                    "{{spinner}} {what} [{{bar:30}}] {{pos}}/{{len}} partitions, {{elapsed}} ({{eta}} left)"
+                ))
+                .expect("template")
+                .progress_chars("=> "),
+            );
+            b
+        }
+        None => indicatif::ProgressBar::hidden(),
+    };
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, T)>> = Mutex::new(Vec::new());
+    let failure: Mutex<Option<LakeError>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..threads.min(n).max(1) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= n || failure.lock().expect("lock").is_some() {
+                        break;
+                    }
+                    match f(i) {
+                        Ok(r) => {
+                            results.lock().expect("lock").push((i, r));
+                            bar.inc(1);
+                        }
+                        Err(e) => {
+                            *failure.lock().expect("lock") = Some(e);
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    if let Some(e) = failure.into_inner().expect("lock") {
+        return Err(e.into());
+    }
+    let mut results = results.into_inner().expect("lock");
+    results.sort_by_key(|r| r.0);
+    Ok(results.into_iter().map(|r| r.1).collect())
 }
 
 /// The organisation table from the area file.

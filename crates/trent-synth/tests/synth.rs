@@ -17,6 +17,7 @@ fn opts(scale: f64, threads: usize) -> SynthOptions {
         threads,
         max_partition: 80_000,
         progress: false,
+        fhir: false,
     }
 }
 
@@ -46,11 +47,16 @@ fn same_seed_gives_a_byte_identical_lake_whatever_the_threads() {
     let area = Area::bundled("nottinghamshire").unwrap();
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
-    synthesize(&area, &opts(0.004, 1), a.path()).unwrap();
-    synthesize(&area, &opts(0.004, 2), b.path()).unwrap();
+    let with_fhir = |threads| SynthOptions {
+        fhir: true,
+        ..opts(0.004, threads)
+    };
+    synthesize(&area, &with_fhir(1), a.path()).unwrap();
+    synthesize(&area, &with_fhir(2), b.path()).unwrap();
     let fa = files(&a.path().join("current"));
     let fb = files(&b.path().join("current"));
     assert!(fa.len() > 10);
+    assert!(fa.iter().any(|f| f.0.starts_with("fhir/bundles-")));
     assert_eq!(
         fa.iter().map(|f| &f.0).collect::<Vec<_>>(),
         fb.iter().map(|f| &f.0).collect::<Vec<_>>()
@@ -258,4 +264,94 @@ fn bad_options_write_nothing() {
         .to_string();
     assert!(e.contains("not a trent data directory"), "{e}");
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
+}
+
+/// The FHIR export holds every row of the lake, for every person, as resources whose
+/// references resolve inside their bundle, and it is as restricted as the vault.
+#[test]
+fn fhir_bundles_hold_the_whole_record() {
+    use std::collections::{HashMap, HashSet};
+    let area = Area::bundled("nottinghamshire").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let o = SynthOptions {
+        fhir: true,
+        ..opts(0.006, 2)
+    };
+    let s = synthesize(&area, &o, dir.path()).unwrap();
+    let f = s.fhir.clone().expect("fhir stats");
+    let fhir = dir.path().join("fhir");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(fhir.canonicalize().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "fhir folder must be owner-only");
+    }
+    let lake = Lake::open(dir.path()).unwrap();
+    let rows = |t: &str| lake.catalog.table(t).unwrap().rows;
+    let mut count: HashMap<String, u64> = HashMap::new();
+    let mut bundles = 0u64;
+    let mut nhs = HashSet::new();
+    let mut files: Vec<_> = std::fs::read_dir(&fhir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), s.partitions);
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for line in text.lines() {
+            let b: serde_json::Value = serde_json::from_str(line).unwrap();
+            bundles += 1;
+            assert_eq!(b["resourceType"], "Bundle");
+            assert_eq!(b["type"], "transaction");
+            let entries = b["entry"].as_array().unwrap();
+            let urls: HashSet<&str> = entries
+                .iter()
+                .map(|e| e["fullUrl"].as_str().unwrap())
+                .collect();
+            assert_eq!(urls.len(), entries.len(), "fullUrls are unique");
+            let p = &entries[0]["resource"];
+            assert_eq!(p["resourceType"], "Patient");
+            assert_eq!(
+                p["identifier"][0]["system"],
+                "https://fhir.nhs.uk/Id/nhs-number"
+            );
+            let n = p["identifier"][0]["value"].as_str().unwrap();
+            assert!(trent_model::nhs_number::validate(n).is_ok(), "{n}");
+            assert!(nhs.insert(n.to_string()), "NHS number {n} twice");
+            assert!(entries[0]["request"]["url"].as_str().unwrap().ends_with(n));
+            for e in entries {
+                let r = &e["resource"];
+                *count
+                    .entry(r["resourceType"].as_str().unwrap().to_string())
+                    .or_default() += 1;
+                // every reference points inside the bundle
+                for key in ["subject", "patient", "encounter"] {
+                    if let Some(reference) = r[key]["reference"].as_str() {
+                        assert!(urls.contains(reference), "{key} {reference} dangles");
+                    }
+                }
+                if let Some(based) = r["basedOn"].as_array() {
+                    for x in based {
+                        assert!(urls.contains(x["reference"].as_str().unwrap()));
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(bundles, f.bundles);
+    assert_eq!(bundles, lake.catalog.vault_rows);
+    assert_eq!(bundles, rows("person"));
+    let c = |k: &str| count.get(k).copied().unwrap_or(0);
+    assert_eq!(c("Patient"), bundles);
+    assert_eq!(c("Encounter"), rows("activity"));
+    assert_eq!(c("Condition"), rows("condition"));
+    assert_eq!(c("Observation"), rows("observation"));
+    assert_eq!(c("MedicationRequest"), rows("medication"));
+    assert_eq!(c("ServiceRequest"), rows("referral"));
+    assert_eq!(c("EpisodeOfCare"), rows("social_care"));
+    assert_eq!(count.values().sum::<u64>(), f.resources);
 }

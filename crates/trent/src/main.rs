@@ -80,6 +80,16 @@ struct SynthArgs {
     /// Print the check as JSON.
     #[arg(long)]
     json: bool,
+    /// What to write: `lake` (Parquet lake and identity vault), or `fhir` (the lake and
+    /// vault, plus every person as a FHIR R4 transaction bundle in DIR/fhir, NDJSON).
+    #[arg(long, value_enum, default_value_t = SynthFormat::Lake)]
+    format: SynthFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SynthFormat {
+    Lake,
+    Fhir,
 }
 
 fn main() -> ExitCode {
@@ -128,6 +138,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 threads: a.threads,
                 max_partition: 80_000,
                 progress: true,
+                fhir: a.format == SynthFormat::Fhir,
             };
             let out = a.out.unwrap_or(data);
             let s = trent_synth::synthesize(&area, &opts, &out)?;
@@ -149,6 +160,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     threads: 0,
                     max_partition: 80_000,
                     progress: true,
+                    fhir: false,
                 };
                 let s = trent_synth::synthesize(&area, &opts, &data)?;
                 print_summary(&area, &s, &data);
@@ -269,6 +281,15 @@ fn print_summary(area: &Area, s: &trent_synth::Summary, out: &std::path::Path) {
         out.join("lake").display(),
         s.run_id
     );
+    if let Some(f) = &s.fhir {
+        println!(
+            "FHIR R4: {} transaction bundles, {} resources, {:.1} MB of NDJSON in {} (identifiable: owner-only)",
+            f.bundles,
+            f.resources,
+            f.bytes as f64 / 1e6,
+            out.join("fhir").display()
+        );
+    }
 }
 
 fn up_summary(area: &Area, data: &std::path::Path) -> Result<()> {
