@@ -655,33 +655,77 @@ pub fn calibrate(area: &Area, geo: &Geo, start: i32, seed: u64) -> Calibration {
     let g6584 = (g65 * (s6584 + s85) - g85 * s85) / s6584.max(1e-9);
     let g1564 = (g_all - g014 * s014 - g65 * (s6584 + s85)) / s1564.max(1e-9);
     cal.growth = [g014, g1564, g6584, g85];
-    // natural change by band per year: ageing in − ageing out − deaths − moves out
+    // Natural change by band per year (ageing in − ageing out − deaths − moves out), and
+    // the extra moving away that brings it below the target. Arrivals then top each
+    // partition up to the target at every year end (`sim`). Topping up can only add
+    // people, so natural change must come out *below* the target everywhere, sampling
+    // noise included: hence the margin. For the old bands the cohort is projected five
+    // years ahead (who is 80-84 now is who is 85+ later); the young bands use the
+    // cross-section (their inflow is births, which the cohort does not project).
     let bands = [(0, 14), (15, 64), (65, 84), (85, 200)];
+    let years = 5;
     for (bi, (lo, hi)) in bands.iter().enumerate() {
-        let mut n = 0.0f64;
-        let mut flow = 0.0f64;
-        for m in &cohort {
-            let h: f64 = model::death_hazards(&m.p, m.age, m.la, &cal).iter().sum();
-            let mv = area.demography.annual_moves_out_per_1000 / 1000.0 * move_factor(m.age);
-            if (*lo..=*hi).contains(&m.age) {
-                n += 1.0;
-                flow -= h + mv;
-                if m.age == *hi {
-                    flow -= 1.0;
+        let moves =
+            |age: i32| area.demography.annual_moves_out_per_1000 / 1000.0 * move_factor(age);
+        let natural = if bi >= 2 {
+            let (mut n0, mut n5, mut h0) = (0.0f64, 0.0f64, 0.0f64);
+            for m in &cohort {
+                if (*lo..=*hi).contains(&m.age) {
+                    n0 += 1.0;
+                    h0 += model::death_hazards(&m.p, m.age, m.la, &cal)
+                        .iter()
+                        .sum::<f64>();
                 }
-            } else if m.age == lo - 1 {
-                flow += 1.0 - h;
+                let mut w = 1.0;
+                for t in 0..years {
+                    let a = m.age + t;
+                    let h: f64 = model::death_hazards(&m.p, a, m.la, &cal).iter().sum();
+                    w *= (1.0 - h - moves(a)).max(0.0);
+                }
+                if (*lo..=*hi).contains(&(m.age + years)) {
+                    n5 += w;
+                }
             }
-        }
-        let natural = flow / n.max(1.0);
-        let want = (1.0 + cal.growth[bi]).powf(0.2) - 1.0;
-        cal.extra_out[bi] = (natural - want).max(0.0);
+            if std::env::var_os("TRENT_DEBUG_CAL").is_some() {
+                eprintln!(
+                    "band {bi}: cohort n0 {n0}, projected n5 {n5:.0}, mean hazard {:.4}",
+                    h0 / n0
+                );
+            }
+            (n5 / n0.max(1.0)).powf(1.0 / years as f64) - 1.0
+        } else {
+            let mut n = 0.0f64;
+            let mut flow = 0.0f64;
+            for m in &cohort {
+                let h: f64 = model::death_hazards(&m.p, m.age, m.la, &cal).iter().sum();
+                if (*lo..=*hi).contains(&m.age) {
+                    n += 1.0;
+                    flow -= h + moves(m.age);
+                    if m.age == *hi {
+                        flow -= 1.0;
+                    }
+                } else if m.age == lo - 1 {
+                    flow += 1.0 - h;
+                }
+            }
+            flow / n.max(1.0)
+        };
+        let want = (1.0 + cal.growth[bi]).powf(1.0 / years as f64) - 1.0;
+        cal.extra_out[bi] = (natural - want + GROWTH_MARGIN[bi]).max(0.0);
         if std::env::var_os("TRENT_DEBUG_CAL").is_some() {
-            eprintln!("growth band {bi}: natural {natural:.4}/yr, target {want:.4}/yr, n {n}");
+            eprintln!(
+                "growth band {bi}: natural {natural:.4}/yr, target {want:.4}/yr, extra out {:.4}/yr",
+                cal.extra_out[bi]
+            );
         }
     }
     cal
 }
+
+/// Extra yearly moving away, per growth band, beyond what brings natural change down to
+/// the target: room for the year-end top-up to absorb partition-level noise (the 85+ band
+/// of a partition is small, so its noise is largest).
+pub const GROWTH_MARGIN: [f64; 4] = [0.0, 0.0, 0.01, 0.02];
 
 /// Relative propensity to move away by age (students and young adults most).
 pub fn move_factor(age: i32) -> f64 {

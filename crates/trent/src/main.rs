@@ -46,6 +46,27 @@ enum Cmd {
     },
     /// Print the data model as Markdown (docs/schema.md).
     Schema,
+    /// The system financial model: do-nothing gap, bridge, scenarios, Monte Carlo.
+    Finance(FinanceArgs),
+}
+
+#[derive(clap::Args)]
+struct FinanceArgs {
+    /// A plan file (docs/plan-format.md); default: the bundled Nottinghamshire 2016 plan.
+    #[arg(long)]
+    plan: Option<PathBuf>,
+    /// A scenario overlaid on the plan, reported side by side with it.
+    #[arg(long)]
+    scenario: Option<PathBuf>,
+    /// Monte Carlo runs over the schemes' ranges (P10/P50/P90 of the remaining gap).
+    #[arg(long, value_name = "N")]
+    simulate: Option<usize>,
+    /// Monte Carlo seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Output: table, json or csv.
+    #[arg(long, default_value = "table")]
+    format: String,
 }
 
 #[derive(clap::Args)]
@@ -122,6 +143,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.cmd {
         Cmd::Schema => {
             print!("{}", trent_model::schema::markdown());
+        }
+        Cmd::Finance(a) => {
+            let format: trent_finance::Format = a.format.parse()?;
+            let plan = match &a.plan {
+                Some(p) => trent_finance::Plan::load(p)?,
+                None => trent_finance::bundled_plan("nottinghamshire-2016")?,
+            };
+            let scenario = match &a.scenario {
+                Some(p) => Some(plan.with_scenario(p)?),
+                None => None,
+            };
+            let report = trent_finance::build_report(&plan, scenario.as_ref(), a.simulate, a.seed)?;
+            print!("{}", report.render(format));
         }
         Cmd::Synth(a) => {
             let area = load_area(&a.area, a.area_file.as_ref())?;

@@ -128,3 +128,47 @@ fn docs_schema_is_generated_from_the_code() {
         "docs/schema.md is stale: run `cargo run --release -- schema > docs/schema.md`"
     );
 }
+
+#[test]
+fn finance_reproduces_the_plan_from_the_bundled_file_and_names_bad_input() {
+    let out = trent().args(["finance"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("628.0"), "{text}");
+    // JSON output parses, and Monte Carlo gives ordered percentiles
+    let out = trent()
+        .args(["finance", "--format", "json", "--simulate", "500"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.is_object());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("p90"));
+    // a plan with an unknown key is refused, naming the file and the key
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../plans/nottinghamshire-2016.toml"),
+    )
+    .unwrap();
+    std::fs::write(&bad, format!("surprise_key = 1\n{text}")).unwrap();
+    let out = trent()
+        .args(["finance", "--plan", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml") && err.contains("surprise_key"),
+        "{err}"
+    );
+}
