@@ -24,6 +24,7 @@
 
 mod catalog;
 mod error;
+pub mod output;
 mod reader;
 mod writer;
 

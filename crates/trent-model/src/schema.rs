@@ -1,7 +1,7 @@
 //! The tables of the lake and of the identity vault: names, columns, types, meaning.
 //!
 //! Column names are a public contract (other tools query them), so they are spelled once,
-//! here. Dates are Arrow `Date32`; instants are `Timestamp(Second, None)` in local
+//! here. Dates are Arrow `Date32`; instants are `Timestamp(Microsecond, None)` (Parquet `TIMESTAMP_MICROS`, which every reader understands; Parquet has no seconds unit) in local
 //! (UK civil) time as the national datasets record them; money is `Float64` pounds.
 
 use std::sync::Arc;
@@ -36,7 +36,7 @@ impl ColType {
             ColType::Float64 => DataType::Float64,
             ColType::Utf8 => DataType::Utf8,
             ColType::Date => DataType::Date32,
-            ColType::Timestamp => DataType::Timestamp(TimeUnit::Second, None),
+            ColType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
             ColType::Boolean => DataType::Boolean,
         }
     }
@@ -49,7 +49,7 @@ impl ColType {
             ColType::Float64 => "float64",
             ColType::Utf8 => "string",
             ColType::Date => "date",
-            ColType::Timestamp => "timestamp(s)",
+            ColType::Timestamp => "timestamp(µs)",
             ColType::Boolean => "bool",
         }
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder,
-    StringBuilder, TimestampSecondBuilder,
+    StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::record_batch::RecordBatch;
 use trent_lake::{LakeError, PartWriter};
@@ -28,7 +28,7 @@ pub enum Col {
     /// date32
     Date(Date32Builder),
     /// timestamp seconds
-    Ts(TimestampSecondBuilder),
+    Ts(TimestampMicrosecondBuilder),
     /// bool
     Bool(BooleanBuilder),
 }
@@ -71,7 +71,7 @@ impl TableBuf {
                 ColType::Float64 => Col::F64(Float64Builder::new()),
                 ColType::Utf8 => Col::Str(StringBuilder::new()),
                 ColType::Date => Col::Date(Date32Builder::new()),
-                ColType::Timestamp => Col::Ts(TimestampSecondBuilder::new()),
+                ColType::Timestamp => Col::Ts(TimestampMicrosecondBuilder::new()),
                 ColType::Boolean => Col::Bool(BooleanBuilder::new()),
             })
             .collect();
@@ -93,7 +93,7 @@ impl TableBuf {
                 (Col::F64(b), V::F(x)) => b.append_value(*x),
                 (Col::Str(b), V::S(x)) => b.append_value(x),
                 (Col::Date(b), V::D(x)) => b.append_value(*x),
-                (Col::Ts(b), V::T(x)) => b.append_value(*x),
+                (Col::Ts(b), V::T(x)) => b.append_value(*x * 1_000_000), // V::T is seconds
                 (Col::Bool(b), V::B(x)) => b.append_value(*x),
                 (Col::I64(b), V::N) => b.append_null(),
                 (Col::I32(b), V::N) => b.append_null(),

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::{Date32Type, Float64Type, Int32Type, Int64Type, TimestampSecondType};
+use arrow::datatypes::{Date32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
 use datafusion::prelude::SessionContext;
 use trent_lake::{Lake, LakeError};
 use trent_places::{Area, Target};
@@ -342,13 +342,13 @@ pub async fn check(area: &Area, lake: &Lake) -> Result<Vec<CheckRow>, LakeError>
         let cls = b.column(2).as_string::<i32>();
         let dx = b.column(3).as_string::<i32>();
         let los = b.column(4).as_primitive::<Int32Type>();
-        let st = b.column(5).as_primitive::<TimestampSecondType>();
+        let st = b.column(5).as_primitive::<TimestampMicrosecondType>();
         for i in 0..b.num_rows() {
             let Some(&pi) = data.index.get(&id.value(i)) else {
                 continue;
             };
             let p = &data.people[pi];
-            let day = (st.value(i) / 86_400) as i32;
+            let day = st.value(i).div_euclid(86_400_000_000) as i32;
             let age = p.age(day);
             if !dx.is_null(i) && trent_model::codes::is_alcohol_related(dx.value(i)) {
                 alcohol[p.la][band(age)] += 1.0;
@@ -368,7 +368,7 @@ pub async fn check(area: &Area, lake: &Lake) -> Result<Vec<CheckRow>, LakeError>
         }
     }
     // A&E four-hour performance by provider over the span
-    let ae = batches(&ctx, "select provider_code, count(*) as n, sum(case when cast(end_ts as bigint) - cast(start_ts as bigint) <= 14400 then 1 else 0 end) as ok from activity where setting = 'ae' group by provider_code").await?;
+    let ae = batches(&ctx, "select provider_code, count(*) as n, sum(case when date_part('epoch', end_ts) - date_part('epoch', start_ts) <= 14400 then 1 else 0 end) as ok from activity where setting = 'ae' group by provider_code").await?;
     let mut ae4: HashMap<String, (f64, f64)> = HashMap::new();
     for b in &ae {
         let p = b.column(0).as_string::<i32>();

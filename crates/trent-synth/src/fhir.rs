@@ -12,7 +12,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{Date32Type, Float64Type, Int32Type, Int64Type, TimestampSecondType};
+use arrow::datatypes::{Date32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
 use trent_fhir::records::*;
 use trent_lake::{LakeError, LakeWriter, VAULT_TABLE, read_part};
 
@@ -62,14 +62,20 @@ impl<'a> Cols<'a> {
         let a = self.col(name);
         (!a.is_null(i)).then(|| a.as_primitive::<Date32Type>().value(i))
     }
+    /// Seconds since the epoch (the lake stores microseconds).
     fn ts(&self, name: &str, i: usize) -> i64 {
         self.col(name)
-            .as_primitive::<TimestampSecondType>()
+            .as_primitive::<TimestampMicrosecondType>()
             .value(i)
+            .div_euclid(1_000_000)
     }
     fn ots(&self, name: &str, i: usize) -> Option<i64> {
         let a = self.col(name);
-        (!a.is_null(i)).then(|| a.as_primitive::<TimestampSecondType>().value(i))
+        (!a.is_null(i)).then(|| {
+            a.as_primitive::<TimestampMicrosecondType>()
+                .value(i)
+                .div_euclid(1_000_000)
+        })
     }
     fn f(&self, name: &str, i: usize) -> f64 {
         self.col(name).as_primitive::<Float64Type>().value(i)

@@ -178,6 +178,12 @@ struct Sim<'a> {
     next_nhs: u64,
     year_starts: Vec<i32>,
     end: i32,
+    /// extra yearly moving away by growth band, steered while the partition's initial
+    /// people are simulated (see `steer_growth`)
+    extra_out: [f64; 4],
+    /// initial people simulated so far: present at the start / at the end, by band
+    grown_from: [f64; 4],
+    grown_to: [f64; 4],
 }
 
 /// Run one partition and write its part files into the staged generation.
@@ -214,6 +220,9 @@ pub fn run_partition(
         next_nhs: 0,
         year_starts,
         end,
+        extra_out: ctx.cal.extra_out,
+        grown_from: [0.0; 4],
+        grown_to: [0.0; 4],
     };
     sim.run()?;
     let Sim { out, people, .. } = sim;
@@ -309,6 +318,9 @@ impl<'a> Sim<'a> {
         let mut i = 0;
         while i < self.people.len() {
             self.simulate(i)?;
+            if i < initial {
+                self.steer_growth(i);
+            }
             i += 1;
         }
         // migration: fill each year's deficit against the growth targets, by band
@@ -361,6 +373,39 @@ impl<'a> Sim<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Natural change of the old bands, steered to stay just below the growth target.
+    ///
+    /// The year-end top-up with arrivals can only add people, so a partition whose old
+    /// population grows faster than the target by itself (fewer deaths than calibration
+    /// expected) would overshoot. While the partition's initial people are simulated,
+    /// one by one, the growth they realise so far (people of the band at the end over
+    /// people of the band at the start) is compared with the target less a margin, and
+    /// the band's extra moving away for the people still to come is raised or lowered by
+    /// the difference per year. Deterministic: it depends only on the partition's stream.
+    fn steer_growth(&mut self, i: usize) {
+        let p = &self.people[i];
+        let (start, last) = (self.ctx.start, self.end - 1);
+        if p.present(start) {
+            self.grown_from[calibrate::growth_band(p.age(start))] += 1.0;
+        }
+        if p.present(last) {
+            self.grown_to[calibrate::growth_band(p.age(last))] += 1.0;
+        }
+        let years = self.ctx.years as f64;
+        for b in 2..4 {
+            if self.grown_from[b] < 30.0 {
+                continue;
+            }
+            let realised = self.grown_to[b] / self.grown_from[b];
+            // margin: the band's own sampling noise in a small partition (a year's
+            // deaths are ~15% of an 85+ band), at least the calibrated margin
+            let noise = (0.15 / self.grown_from[b]).sqrt();
+            let margin = calibrate::GROWTH_MARGIN[b].max(noise);
+            let want = (1.0 + self.ctx.cal.growth[b]).powf(years / 5.0) - margin * years;
+            self.extra_out[b] = (self.ctx.cal.extra_out[b] + (realised - want) / years).max(0.0);
+        }
     }
 
     fn simulate(&mut self, i: usize) -> Result<(), LakeError> {
@@ -483,7 +528,7 @@ impl<'a> Sim<'a> {
             w1 = d;
         } else if p.mh_inpatient_until.is_none_or(|u| u < w0) {
             let f = calibrate::move_factor(age);
-            let extra = cal.extra_out[calibrate::growth_band(age)];
+            let extra = self.extra_out[calibrate::growth_band(age)];
             if self.rng.chance(
                 (ctx.area.demography.annual_moves_out_per_1000 / 1000.0 * f + extra) * frac_full,
             ) {

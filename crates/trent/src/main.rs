@@ -43,6 +43,9 @@ enum Cmd {
     Query {
         /// The SQL statement.
         sql: String,
+        /// Output: table, csv or json (JSON Lines, one object per row).
+        #[arg(long, default_value = "table")]
+        format: String,
     },
     /// Print the data model as Markdown (docs/schema.md).
     Schema,
@@ -262,13 +265,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Cmd::Query { sql } => {
+        Cmd::Query { sql, format } => {
+            let format: trent_lake::output::OutputFormat =
+                format.parse().map_err(anyhow::Error::msg)?;
             let lake = Lake::open(&data)?;
             rt()?.block_on(async {
                 let ctx = lake.session().await?;
                 let df = ctx.sql(&sql).await?;
                 let batches = df.collect().await?;
-                println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
+                print!("{}", trent_lake::output::render(&batches, format)?);
                 anyhow::Ok(())
             })?;
         }
