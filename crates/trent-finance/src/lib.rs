@@ -16,6 +16,8 @@
 //! - [`engine`]: the deterministic evaluation (pure);
 //! - [`montecarlo`]: uncertainty over the schemes' ranges (pure, seeded);
 //! - [`report`]: the report and its table / JSON / CSV renderings;
+//! - [`activity`]: schemes stated as a change in activity and alliances costed from a
+//!   pathway — the plan-format types the lake-reading crate `trent-costing` evaluates (pure);
 //! - [`alliance`]: gain/loss settlement of an alliance (pure);
 //! - [`beds`]: Erlang-B bed capacity and its simulation check (pure).
 //!
@@ -23,6 +25,7 @@
 //! binary (`trent finance`) only parses flags, calls [`run`] and prints
 //! [`Report::render`].
 
+pub mod activity;
 pub mod alliance;
 pub mod beds;
 pub mod engine;

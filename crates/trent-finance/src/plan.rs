@@ -14,7 +14,7 @@
 //! scenario file is a `[scenario]` table (name, description) plus any plan keys. Tables
 //! merge key by key; a scalar or a plain array replaces the plan's value; an array of
 //! tables whose elements carry an `id` (sectors, organisations, schemes, funding, alliance
-//! partners) merges element by element on `id` — a known id is merged into the plan's
+//! partners, activity schemes) merges element by element on `id` — a known id is merged into the plan's
 //! element, a new id is appended, and `remove = true` deletes the element. The merged plan
 //! is then validated exactly like a plan file.
 
@@ -23,6 +23,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::activity::{ActivityScheme, validate_activity_schemes};
 use crate::alliance::Alliance;
 use crate::error::FinanceError;
 
@@ -54,6 +55,10 @@ pub struct PlanFile {
     /// An alliance risk/reward agreement settled alongside the plan (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alliance: Option<Alliance>,
+    /// Schemes stated as a change in activity, costed bottom-up from the data lake
+    /// (`trent finance costing`); each may name the `[[schemes]]` entry it checks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub activity_schemes: Vec<ActivityScheme>,
 }
 
 /// `[plan]`: what the plan is and its years.
@@ -846,6 +851,8 @@ pub(crate) fn validate(p: &PlanFile, file: &str) -> Result<(), FinanceError> {
     if let Some(a) = &p.alliance {
         a.validate(file)?;
     }
+    let scheme_ids: BTreeSet<&str> = p.schemes.iter().map(|s| s.id.as_str()).collect();
+    validate_activity_schemes(&p.activity_schemes, file, Some(&scheme_ids))?;
     Ok(())
 }
 

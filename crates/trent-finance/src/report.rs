@@ -672,28 +672,15 @@ fn csv_evaluation(
     sim: Option<&Simulation>,
     alliance: Option<&Settlement>,
 ) {
-    const MEASURES: [&str; 17] = [
-        "cost",
-        "income",
-        "do_nothing_gap",
-        "cost_growth",
-        "cost_growth_demographic",
-        "cost_growth_non_demographic",
-        "cost_growth_inflation",
-        "allocation_growth",
-        "non_recurrent_income",
-        "efficiencies",
-        "schemes",
-        "stf",
-        "pfi",
-        "transition",
-        "stretch",
-        "other_funding",
-        "remaining_gap",
-    ];
+    // the £m measures: engine::MEASURES up to the first non-money one
+    let money = crate::engine::MEASURES
+        .iter()
+        .position(|m| *m == "provider_cost_base")
+        .unwrap_or(crate::engine::MEASURES.len());
+    let measures = &crate::engine::MEASURES[..money];
     for e in &ev.entities {
         for y in &e.years {
-            for m in MEASURES {
+            for m in measures {
                 csv_row(
                     out,
                     "bridge",

@@ -43,6 +43,16 @@ pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String, A
     }
 }
 
+fn formatters<'a>(
+    b: &'a RecordBatch,
+    opts: &'a FormatOptions<'a>,
+) -> Result<Vec<ArrayFormatter<'a>>, ArrowError> {
+    b.columns()
+        .iter()
+        .map(|c| ArrayFormatter::try_new(c.as_ref(), opts))
+        .collect()
+}
+
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
@@ -66,11 +76,7 @@ fn csv(batches: &[RecordBatch]) -> Result<String, ArrowError> {
     out.push('\n');
     let opts = FormatOptions::default();
     for b in batches {
-        let cols = b
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
-            .collect::<Result<Vec<_>, _>>()?;
+        let cols = formatters(b, &opts)?;
         for i in 0..b.num_rows() {
             let row: Vec<String> = cols
                 .iter()
@@ -95,11 +101,7 @@ fn json(batches: &[RecordBatch]) -> Result<String, ArrowError> {
     let opts = FormatOptions::default();
     for b in batches {
         let schema = b.schema();
-        let cols = b
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
-            .collect::<Result<Vec<_>, _>>()?;
+        let cols = formatters(b, &opts)?;
         for i in 0..b.num_rows() {
             let mut obj = serde_json::Map::new();
             for ((f, c), field) in cols.iter().zip(b.columns()).zip(schema.fields()) {
