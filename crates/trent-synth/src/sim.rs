@@ -564,27 +564,16 @@ impl<'a> Sim<'a> {
             let d = day_in(&mut self.rng);
             let secs = 8 * 3600 + self.rng.below(10 * 3600) as i64;
             let id = self.new_activity_id();
-            self.act(
+            self.act(Act {
                 id,
-                p.id,
-                "gp",
-                ts(d, secs),
-                Some(ts(d, secs + 600)),
-                &practice,
-                None,
-                None,
-                None,
-                None,
-                None,
-                ctx.cost.gp,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-            )?;
+                person: p.id,
+                setting: "gp",
+                start: ts(d, secs),
+                end: Some(ts(d, secs + 600)),
+                provider: &practice,
+                cost: ctx.cost.gp,
+                ..Act::default()
+            })?;
         }
         let adult = age >= 18;
         let yr0 = y == 0;
@@ -746,27 +735,16 @@ impl<'a> Sim<'a> {
             let d = day_in(&mut self.rng);
             let s = self.rng.below(DAY as u64) as i64;
             let id = self.new_activity_id();
-            self.act(
+            self.act(Act {
                 id,
-                p.id,
-                "nhs111",
-                ts(d, s),
-                Some(ts(d, s + 900)),
-                &g.urgent_care,
-                None,
-                None,
-                None,
-                None,
-                None,
-                ctx.cost.n111,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-            )?;
+                person: p.id,
+                setting: "nhs111",
+                start: ts(d, s),
+                end: Some(ts(d, s + 900)),
+                provider: &g.urgent_care,
+                cost: ctx.cost.n111,
+                ..Act::default()
+            })?;
         }
         // --- urgent and emergency care ----------------------------------------------------
         let mut lam_em = model::emergency_rate(p, age, decile);
@@ -804,27 +782,21 @@ impl<'a> Sim<'a> {
                 let dur = self.ae_minutes(&acute);
                 let id = self.new_activity_id();
                 let dep = arrive + dur * 60;
-                self.act(
+                self.act(Act {
                     id,
-                    p.id,
-                    "ae",
-                    arrive,
-                    Some(dep),
-                    &acute,
-                    Some(&ae_site),
-                    None,
-                    Some("type1"),
-                    Some(dx),
-                    None,
-                    ctx.cost.ae,
-                    Some("admitted"),
-                    None,
-                    None,
-                    Some(if by_amb { "ambulance" } else { "walk_in" }),
-                    None,
-                    None,
-                    None,
-                )?;
+                    person: p.id,
+                    setting: "ae",
+                    start: arrive,
+                    end: Some(dep),
+                    provider: &acute,
+                    site: Some(&ae_site),
+                    class: Some("type1"),
+                    dx: Some(dx),
+                    cost: ctx.cost.ae,
+                    disch: Some("admitted"),
+                    arrival: Some(if by_amb { "ambulance" } else { "walk_in" }),
+                    ..Act::default()
+                })?;
                 start = dep;
             }
             let los_mean =
@@ -852,31 +824,28 @@ impl<'a> Sim<'a> {
             let id = self.new_activity_id();
             let end = ts(dis, 10 * 3600 + self.rng.below(8 * 3600) as i64);
             let end = end.max(start + 3600);
-            self.act(
+            self.act(Act {
                 id,
-                p.id,
-                "apc",
+                person: p.id,
+                setting: "apc",
                 start,
-                Some(end),
-                &acute,
-                Some(&ae_site),
-                Some("emergency"),
-                Some("ordinary"),
-                Some(dx),
-                Some(spec),
+                end: Some(end),
+                provider: &acute,
+                site: Some(&ae_site),
+                method: Some("emergency"),
+                class: Some("ordinary"),
+                dx: Some(dx),
+                spec: Some(spec),
                 cost,
-                Some(if to_care_home {
+                disch: Some(if to_care_home {
                     "care_home"
                 } else {
                     "usual_residence"
                 }),
-                Some(los),
-                Some(fit),
-                None,
-                None,
-                None,
-                None,
-            )?;
+                los: Some(los),
+                fit: Some(fit),
+                ..Act::default()
+            })?;
             self.secondary_dx(p, age, dis, id)?;
             free_from = dis + 1;
             if to_care_home {
@@ -898,27 +867,17 @@ impl<'a> Sim<'a> {
                     let cd = dis + 3 + 7 * k;
                     if cd < w1 {
                         let id = self.new_activity_id();
-                        self.act(
+                        self.act(Act {
                             id,
-                            p.id,
-                            "community",
-                            ts(cd, 11 * 3600),
-                            Some(ts(cd, 11 * 3600 + 1800)),
-                            &community,
-                            None,
-                            None,
-                            Some("contact"),
-                            None,
-                            None,
-                            ctx.cost.comm,
-                            None,
-                            None,
-                            None,
-                            None,
-                            None,
-                            None,
-                            None,
-                        )?;
+                            person: p.id,
+                            setting: "community",
+                            start: ts(cd, 11 * 3600),
+                            end: Some(ts(cd, 11 * 3600 + 1800)),
+                            provider: &community,
+                            class: Some("contact"),
+                            cost: ctx.cost.comm,
+                            ..Act::default()
+                        })?;
                     }
                 }
             }
@@ -939,27 +898,21 @@ impl<'a> Sim<'a> {
                 "S099", "S610", "S934", "R104", "R074", "R51", "T141", "J069", "L039",
             ]);
             let id = self.new_activity_id();
-            self.act(
+            self.act(Act {
                 id,
-                p.id,
-                "ae",
-                arrive,
-                Some(arrive + dur * 60),
-                &acute,
-                Some(&ae_site),
-                None,
-                Some("type1"),
-                Some(dx),
-                None,
-                ctx.cost.ae,
-                Some("discharged"),
-                None,
-                None,
-                Some(if by_amb { "ambulance" } else { "walk_in" }),
-                None,
-                None,
-                None,
-            )?;
+                person: p.id,
+                setting: "ae",
+                start: arrive,
+                end: Some(arrive + dur * 60),
+                provider: &acute,
+                site: Some(&ae_site),
+                class: Some("type1"),
+                dx: Some(dx),
+                cost: ctx.cost.ae,
+                disch: Some("discharged"),
+                arrival: Some(if by_amb { "ambulance" } else { "walk_in" }),
+                ..Act::default()
+            })?;
         }
         for _ in 0..self
             .rng
@@ -1001,27 +954,23 @@ impl<'a> Sim<'a> {
             };
             let start = ts(d, 8 * 3600);
             let id = self.new_activity_id();
-            self.act(
+            self.act(Act {
                 id,
-                p.id,
-                "apc",
+                person: p.id,
+                setting: "apc",
                 start,
-                Some(ts(d + los, 16 * 3600)),
-                &prov,
-                None,
-                Some("elective"),
-                Some(class),
-                Some(dx),
-                Some(spec),
+                end: Some(ts(d + los, 16 * 3600)),
+                provider: &prov,
+                method: Some("elective"),
+                class: Some(class),
+                dx: Some(dx),
+                spec: Some(spec),
                 cost,
-                Some("usual_residence"),
-                Some(los),
-                Some(d + los),
-                None,
-                None,
-                None,
-                None,
-            )?;
+                disch: Some("usual_residence"),
+                los: Some(los),
+                fit: Some(d + los),
+                ..Act::default()
+            })?;
             self.secondary_dx(p, age, d + los, id)?;
             free_from = d + los + 1;
         }
@@ -1058,27 +1007,18 @@ impl<'a> Sim<'a> {
             if od < w1 {
                 let id = self.new_activity_id();
                 let t = ts(od, 9 * 3600 + self.rng.below(8 * 3600) as i64);
-                self.act(
+                self.act(Act {
                     id,
-                    p.id,
-                    "op",
-                    t,
-                    None,
-                    &prov,
-                    None,
-                    None,
-                    Some("first"),
-                    None,
-                    Some(spec),
-                    ctx.cost.op1,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    Some(rid),
-                )?;
+                    person: p.id,
+                    setting: "op",
+                    start: t,
+                    provider: &prov,
+                    class: Some("first"),
+                    spec: Some(spec),
+                    cost: ctx.cost.op1,
+                    referral: Some(rid),
+                    ..Act::default()
+                })?;
                 for _ in 0..self.rng.poisson(1.2) {
                     od += 30 + self.rng.below(150) as i32;
                     if od >= w1 {
@@ -1086,27 +1026,17 @@ impl<'a> Sim<'a> {
                     }
                     let id = self.new_activity_id();
                     let t = ts(od, 9 * 3600 + self.rng.below(8 * 3600) as i64);
-                    self.act(
+                    self.act(Act {
                         id,
-                        p.id,
-                        "op",
-                        t,
-                        None,
-                        &prov,
-                        None,
-                        None,
-                        Some("follow_up"),
-                        None,
-                        Some(spec),
-                        ctx.cost.opf,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                    )?;
+                        person: p.id,
+                        setting: "op",
+                        start: t,
+                        provider: &prov,
+                        class: Some("follow_up"),
+                        spec: Some(spec),
+                        cost: ctx.cost.opf,
+                        ..Act::default()
+                    })?;
                 }
             }
         }
@@ -1122,27 +1052,16 @@ impl<'a> Sim<'a> {
             let d = day_in(&mut self.rng);
             let id = self.new_activity_id();
             let t = ts(d, 9 * 3600 + self.rng.below(9 * 3600) as i64);
-            self.act(
+            self.act(Act {
                 id,
-                p.id,
-                "community",
-                t,
-                None,
-                &community,
-                None,
-                None,
-                Some("contact"),
-                None,
-                None,
-                ctx.cost.comm,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-            )?;
+                person: p.id,
+                setting: "community",
+                start: t,
+                provider: &community,
+                class: Some("contact"),
+                cost: ctx.cost.comm,
+                ..Act::default()
+            })?;
         }
         let mh = g.mental_health.clone();
         let lam_mh = if p.has(c::SMI) { 6.0 } else { 0.0 }
@@ -1159,27 +1078,17 @@ impl<'a> Sim<'a> {
                 "710"
             };
             let id = self.new_activity_id();
-            self.act(
+            self.act(Act {
                 id,
-                p.id,
-                "mental_health",
-                ts(d, 10 * 3600),
-                None,
-                &mh,
-                None,
-                None,
-                Some("contact"),
-                None,
-                Some(spec),
-                ctx.cost.mh,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-            )?;
+                person: p.id,
+                setting: "mental_health",
+                start: ts(d, 10 * 3600),
+                provider: &mh,
+                class: Some("contact"),
+                spec: Some(spec),
+                cost: ctx.cost.mh,
+                ..Act::default()
+            })?;
         }
         if p.has(c::SMI) && p.mh_inpatient_until.is_none_or(|u| u < w0) {
             for _ in 0..self.rng.poisson(0.04 * frac) {
@@ -1188,31 +1097,27 @@ impl<'a> Sim<'a> {
                 let open = d + los >= self.end;
                 let id = self.new_activity_id();
                 let days = if open { self.end - d } else { los };
-                self.act(
+                self.act(Act {
                     id,
-                    p.id,
-                    "mental_health",
-                    ts(d, 14 * 3600),
-                    if open {
+                    person: p.id,
+                    setting: "mental_health",
+                    start: ts(d, 14 * 3600),
+                    end: if open {
                         None
                     } else {
                         Some(ts(d + los, 11 * 3600))
                     },
-                    &mh,
-                    Some("RHAHIG"),
-                    Some("emergency"),
-                    Some("inpatient"),
-                    Some("F209"),
-                    Some("710"),
-                    days as f64 * ctx.cost.mh_bed,
-                    if open { None } else { Some("usual_residence") },
-                    if open { None } else { Some(los) },
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                )?;
+                    provider: &mh,
+                    site: Some("RHAHIG"),
+                    method: Some("emergency"),
+                    class: Some("inpatient"),
+                    dx: Some("F209"),
+                    spec: Some("710"),
+                    cost: days as f64 * ctx.cost.mh_bed,
+                    disch: if open { None } else { Some("usual_residence") },
+                    los: if open { None } else { Some(los) },
+                    ..Act::default()
+                })?;
                 p.mh_inpatient_until = Some(d + los);
             }
         }
@@ -1283,27 +1188,24 @@ impl<'a> Sim<'a> {
                 } else {
                     ctx.cost.em_long + (los - 5).max(0) as f64 * ctx.cost.xbd
                 };
-                self.act(
+                self.act(Act {
                     id,
-                    p.id,
-                    "apc",
-                    ts(s, 12 * 3600),
-                    Some(ts(dd, 12 * 3600)),
-                    &acute,
-                    Some(&ae_site),
-                    Some("emergency"),
-                    Some("ordinary"),
-                    Some(dx),
-                    Some(specialty_for(dx, age)),
+                    person: p.id,
+                    setting: "apc",
+                    start: ts(s, 12 * 3600),
+                    end: Some(ts(dd, 12 * 3600)),
+                    provider: &acute,
+                    site: Some(&ae_site),
+                    method: Some("emergency"),
+                    class: Some("ordinary"),
+                    dx: Some(dx),
+                    spec: Some(specialty_for(dx, age)),
                     cost,
-                    Some("died"),
-                    Some(los),
-                    Some(dd),
-                    None,
-                    None,
-                    None,
-                    None,
-                )?;
+                    disch: Some("died"),
+                    los: Some(los),
+                    fit: Some(dd),
+                    ..Act::default()
+                })?;
                 self.secondary_dx(p, age, dd, id)?;
             }
         }
@@ -1347,27 +1249,19 @@ impl<'a> Sim<'a> {
         };
         let id = self.new_activity_id();
         let amb = self.ctx.geo.ambulance.clone();
-        self.act(
+        self.act(Act {
             id,
             person,
-            "ambulance",
-            call,
-            Some(arrival),
-            &amb,
-            None,
-            None,
-            Some(kind),
-            None,
-            None,
+            setting: "ambulance",
+            start: call,
+            end: Some(arrival),
+            provider: &amb,
+            class: Some(kind),
             cost,
-            None,
-            None,
-            None,
-            None,
-            Some(cat),
+            amb_cat: Some(cat),
             resp,
-            None,
-        )
+            ..Act::default()
+        })
     }
 
     fn ld_spell(&mut self, p: &Person, since: i32, until: i32) -> Result<(), LakeError> {
@@ -1375,31 +1269,27 @@ impl<'a> Sim<'a> {
         let days = (until.min(self.end) - since.max(self.ctx.start)).max(0);
         let id = self.new_activity_id();
         let mh = self.ctx.geo.mental_health.clone();
-        self.act(
+        self.act(Act {
             id,
-            p.id,
-            "mental_health",
-            ts(since, 12 * 3600),
-            if open {
+            person: p.id,
+            setting: "mental_health",
+            start: ts(since, 12 * 3600),
+            end: if open {
                 None
             } else {
                 Some(ts(until, 12 * 3600))
             },
-            &mh,
-            Some("RHAHIG"),
-            Some("transfer"),
-            Some("inpatient"),
-            Some("F79"),
-            Some("700"),
-            days as f64 * self.ctx.cost.mh_bed,
-            if open { None } else { Some("usual_residence") },
-            if open { None } else { Some(until - since) },
-            None,
-            None,
-            None,
-            None,
-            None,
-        )
+            provider: &mh,
+            site: Some("RHAHIG"),
+            method: Some("transfer"),
+            class: Some("inpatient"),
+            dx: Some("F79"),
+            spec: Some("700"),
+            cost: days as f64 * self.ctx.cost.mh_bed,
+            disch: if open { None } else { Some("usual_residence") },
+            los: if open { None } else { Some(until - since) },
+            ..Act::default()
+        })
     }
 
     fn birth(&mut self, mother: &Person, d: i32, acute: &str, site: &str) -> Result<(), LakeError> {
@@ -1410,27 +1300,24 @@ impl<'a> Sim<'a> {
         // the mother's maternity spell
         let los = self.rng.geometric(1.5) as i32;
         let id = self.new_activity_id();
-        self.act(
+        self.act(Act {
             id,
-            mother.id,
-            "apc",
-            ts(d, 6 * 3600),
-            Some(ts(d + los, 15 * 3600)),
-            acute,
-            Some(site),
-            Some("maternity"),
-            Some("ordinary"),
-            Some("O800"),
-            Some("501"),
-            self.ctx.cost.mat,
-            Some("usual_residence"),
-            Some(los),
-            Some(d + los),
-            None,
-            None,
-            None,
-            None,
-        )?;
+            person: mother.id,
+            setting: "apc",
+            start: ts(d, 6 * 3600),
+            end: Some(ts(d + los, 15 * 3600)),
+            provider: acute,
+            site: Some(site),
+            method: Some("maternity"),
+            class: Some("ordinary"),
+            dx: Some("O800"),
+            spec: Some("501"),
+            cost: self.ctx.cost.mat,
+            disch: Some("usual_residence"),
+            los: Some(los),
+            fit: Some(d + los),
+            ..Act::default()
+        })?;
         // the baby
         let reg = d + 5 + self.rng.below(6) as i32;
         let mut b = mother.clone();
@@ -1508,27 +1395,16 @@ impl<'a> Sim<'a> {
             _ => self.ctx.cost.dp,
         };
         let id = self.new_activity_id();
-        self.act(
+        self.act(Act {
             id,
-            p.id,
-            "social_care_assessment",
-            ts(d - 3, 10 * 3600),
-            Some(ts(d - 3, 11 * 3600)),
-            la,
-            None,
-            None,
-            None,
-            None,
-            None,
-            self.ctx.cost.assess,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-        )?;
+            person: p.id,
+            setting: "social_care_assessment",
+            start: ts(d - 3, 10 * 3600),
+            end: Some(ts(d - 3, 11 * 3600)),
+            provider: la,
+            cost: self.ctx.cost.assess,
+            ..Act::default()
+        })?;
         self.social_row(p, service, d, until, cost, la)
     }
 
@@ -1640,52 +1516,30 @@ impl<'a> Sim<'a> {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn act(
-        &mut self,
-        id: i64,
-        person: i64,
-        setting: &str,
-        start: i64,
-        end: Option<i64>,
-        provider: &str,
-        site: Option<&str>,
-        method: Option<&str>,
-        class: Option<&str>,
-        dx: Option<&str>,
-        spec: Option<&str>,
-        cost: f64,
-        disch: Option<&str>,
-        los: Option<i32>,
-        fit: Option<i32>,
-        arrival: Option<&str>,
-        amb_cat: Option<&str>,
-        resp: Option<f64>,
-        referral: Option<i64>,
-    ) -> Result<(), LakeError> {
+    fn act(&mut self, a: Act<'_>) -> Result<(), LakeError> {
         fn s(x: Option<&str>) -> V<'_> {
             x.map_or(V::N, V::S)
         }
         self.out.activity.row(&[
-            V::I(id),
-            V::I(person),
-            V::S(setting),
-            V::T(start),
-            end.map_or(V::N, V::T),
-            V::S(provider),
-            s(site),
-            s(method),
-            s(class),
-            s(dx),
-            s(spec),
-            V::F((cost * 100.0).round() / 100.0),
-            s(disch),
-            los.map_or(V::N, |x| V::I(x as i64)),
-            fit.map_or(V::N, V::D),
-            s(arrival),
-            s(amb_cat),
-            resp.map_or(V::N, V::F),
-            referral.map_or(V::N, V::I),
+            V::I(a.id),
+            V::I(a.person),
+            V::S(a.setting),
+            V::T(a.start),
+            a.end.map_or(V::N, V::T),
+            V::S(a.provider),
+            s(a.site),
+            s(a.method),
+            s(a.class),
+            s(a.dx),
+            s(a.spec),
+            V::F((a.cost * 100.0).round() / 100.0),
+            s(a.disch),
+            a.los.map_or(V::N, |x| V::I(x as i64)),
+            a.fit.map_or(V::N, V::D),
+            s(a.arrival),
+            s(a.amb_cat),
+            a.resp.map_or(V::N, V::F),
+            a.referral.map_or(V::N, V::I),
         ])?;
         self.out.events += 1;
         Ok(())
@@ -1759,6 +1613,32 @@ impl<'a> Sim<'a> {
             V::S(&practice),
         ])
     }
+}
+
+/// One `activity` row being written: the columns of `docs/schema.md`, named, so that a
+/// call site says only what a contact has (`..Act::default()` leaves the rest null).
+#[derive(Default)]
+struct Act<'s> {
+    id: i64,
+    person: i64,
+    setting: &'s str,
+    /// seconds since the epoch
+    start: i64,
+    end: Option<i64>,
+    provider: &'s str,
+    site: Option<&'s str>,
+    method: Option<&'s str>,
+    class: Option<&'s str>,
+    dx: Option<&'s str>,
+    spec: Option<&'s str>,
+    cost: f64,
+    disch: Option<&'s str>,
+    los: Option<i32>,
+    fit: Option<i32>,
+    arrival: Option<&'s str>,
+    amb_cat: Option<&'s str>,
+    resp: Option<f64>,
+    referral: Option<i64>,
 }
 
 /// Mean length (days) of a learning disability inpatient stay.
