@@ -1387,6 +1387,9 @@ impl<'a> Sim<'a> {
         until: Option<i32>,
         la: &str,
     ) -> Result<(), LakeError> {
+        if d >= self.end {
+            return Ok(()); // the package would begin after the lake's span
+        }
         let cost = match service {
             "residential" => self.ctx.cost.res,
             "nursing" => self.ctx.cost.nurs,
@@ -1417,6 +1420,9 @@ impl<'a> Sim<'a> {
         weekly: f64,
         la: &str,
     ) -> Result<(), LakeError> {
+        if start >= self.end {
+            return Ok(()); // begins after the lake's span
+        }
         // packages end at death or moving away; those still running stay open (null)
         let left = p.left();
         let end = match (end, left) {
@@ -1444,6 +1450,9 @@ impl<'a> Sim<'a> {
         d: i32,
         activity: Option<i64>,
     ) -> Result<(), LakeError> {
+        if d >= self.end {
+            return Ok(()); // after the lake's span: not yet recorded
+        }
         let cc = &CONDITIONS[k];
         if let Some(a) = activity {
             self.out.condition.row(&[
@@ -1483,7 +1492,7 @@ impl<'a> Sim<'a> {
             let frail =
                 0.1 + 0.08 * p.n_conds() as f64 + if p.has(c::DEMENTIA) { 0.2 } else { 0.0 };
             for code in ["R296", "W19", "Z741", "R410", "N390", "F051", "L899", "E86"] {
-                if self.rng.chance(frail.min(0.6) * 0.5) {
+                if self.rng.chance(frail.min(0.6) * 0.5) && d < self.end {
                     self.out.condition.row(&[
                         V::I(p.id),
                         V::S("ICD10"),
@@ -1505,6 +1514,9 @@ impl<'a> Sim<'a> {
         value: Option<f64>,
         d: i32,
     ) -> Result<(), LakeError> {
+        if d >= self.end {
+            return Ok(()); // after the lake's span
+        }
         self.out.observation.row(&[
             V::I(person),
             V::S(code.code),
@@ -1516,9 +1528,21 @@ impl<'a> Sim<'a> {
         Ok(())
     }
 
-    fn act(&mut self, a: Act<'_>) -> Result<(), LakeError> {
+    /// Write an activity row as the lake sees it on its last day: contacts that begin
+    /// after the span are not there yet, and those still running at its end are open
+    /// (no end, length of stay or discharge destination).
+    fn act(&mut self, mut a: Act<'_>) -> Result<(), LakeError> {
         fn s(x: Option<&str>) -> V<'_> {
             x.map_or(V::N, V::S)
+        }
+        let span_end = ts(self.end, 0);
+        if a.start >= span_end {
+            return Ok(());
+        }
+        if a.end.is_some_and(|e| e > span_end) {
+            a.end = None;
+            a.los = None;
+            a.disch = None;
         }
         self.out.activity.row(&[
             V::I(a.id),

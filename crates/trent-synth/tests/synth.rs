@@ -103,6 +103,29 @@ async fn lake_tables_match_the_model_and_hold_no_identifiers() {
         );
         assert!(n > 0, "{} is empty", def.name);
     }
+    // nothing is dated after the lake's span (the lake as seen on its last day)
+    let end = &lake.catalog.span_end;
+    for sql in [
+        format!(
+            "select count(*) from activity where start_ts >= timestamp '{end} 23:59:59' or end_ts > timestamp '{end} 23:59:59'"
+        ),
+        format!("select count(*) from condition where recorded_date > date '{end}'"),
+        format!("select count(*) from observation where obs_date > date '{end}'"),
+        format!(
+            "select count(*) from social_care where start_date > date '{end}' or end_date > date '{end}'"
+        ),
+        format!("select count(*) from referral where referral_date > date '{end}'"),
+        format!("select count(*) from medication where issue_date > date '{end}'"),
+    ] {
+        let b = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+        let n = b[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .unwrap()
+            .value(0);
+        assert_eq!(n, 0, "{sql}");
+    }
     // the vault is not queryable through the lake
     assert!(ctx.table("identity").await.is_err());
     // every setting the model promises appears
