@@ -346,8 +346,9 @@ pub enum PlannedCost {
 pub struct PathwayAlliance {
     /// Display name.
     pub name: String,
-    /// The pathway: its population (`place`) and activity.
-    pub pathway: ActivitySelection,
+    /// The pathway: one or more selections of activity (with their population, `place`);
+    /// a row in any of them is in the pathway (`[[alliance.pathway]]`).
+    pub pathway: Vec<ActivitySelection>,
     /// The alliance's own providers; the population's pathway activity at any other
     /// provider is patient choice, paid from the alliance budget all the same.
     #[serde(default)]
@@ -358,7 +359,8 @@ pub struct PathwayAlliance {
     /// Planned cost of the pathway for the year, £m (full population scale).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub planned_cost: Option<f64>,
-    /// Or: the baseline year whose pathway cost sets the plan …
+    /// Or: the baseline year whose pathway cost sets the plan (`previous`: the year before
+    /// the outturn year) …
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline_year: Option<String>,
     /// … changed by this fraction (−0.03: plan to spend 3% less than the baseline year).
@@ -401,7 +403,17 @@ impl PathwayAlliance {
 
     /// Check the pathway, the planned cost, and the settlement terms.
     pub fn validate(&self, file: &str) -> Result<(), FinanceError> {
-        self.pathway.validate(file, "alliance.pathway")?;
+        if self.pathway.is_empty() {
+            return Err(FinanceError::invalid(
+                file,
+                "alliance.pathway",
+                "[]",
+                "a pathway needs at least one selection ([[alliance.pathway]])",
+            ));
+        }
+        for (i, sel) in self.pathway.iter().enumerate() {
+            sel.validate(file, &format!("alliance.pathway[{i}]"))?;
+        }
         let providers = ActivitySelection {
             provider: self.providers.clone(),
             ..Default::default()
@@ -471,10 +483,8 @@ mod tests {
 
     #[test]
     fn beds_are_bed_days_at_the_average_cost_per_bed_day() {
-        let f = scheme(
-            "[[activity_schemes]]\nid='b'\nname='B'\nmeasure='bed_days'\nbeds=200\n",
-        )
-        .unwrap();
+        let f = scheme("[[activity_schemes]]\nid='b'\nname='B'\nmeasure='bed_days'\nbeds=200\n")
+            .unwrap();
         let b = f.activity_schemes[0].bottom_up(&ActivityBaseline {
             units: 730_000.0,
             cost_gbp: 365.0e6,
@@ -517,11 +527,14 @@ mod tests {
 
     #[test]
     fn pathway_alliance_needs_one_planned_cost() {
-        let base = "[alliance]\nname='A'\ncap=1.0\ncollar=1.0\npathway={setting=['ae']}\n[[alliance.partners]]\nid='p'\nshare=1.0\n";
+        let base = "[alliance]\nname='A'\ncap=1.0\ncollar=1.0\n[[alliance.pathway]]\nsetting=['ae']\n[[alliance.partners]]\nid='p'\nshare=1.0\n";
         let ok = PathwayAlliance::from_toml_str(base, "a.toml");
         assert!(ok.is_err());
         let a = PathwayAlliance::from_toml_str(
-            &base.replace("cap=1.0", "cap=1.0\nbaseline_year='2014/15'\nplanned_change=-0.02"),
+            &base.replace(
+                "cap=1.0",
+                "cap=1.0\nbaseline_year='2014/15'\nplanned_change=-0.02",
+            ),
             "a.toml",
         )
         .unwrap();
@@ -534,5 +547,25 @@ mod tests {
         assert_eq!(a.planned(), PlannedCost::Fixed(10.0));
         let s = a.settle_with(10.0, 9.5).settle();
         assert!((s.partners[0].settlement - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_plan_carries_activity_schemes_and_scenarios_change_them_by_id() {
+        let text = crate::BUNDLED_PLANS[0].1.to_string()
+            + "\n[[activity_schemes]]\nid = 'nel'\nname = 'NEL'\nscheme = 'primary_community'\nreduction = 0.3\nselect = { setting = ['apc'] }\n";
+        let plan = crate::Plan::from_toml_str(&text, "p.toml").unwrap();
+        assert_eq!(plan.file().activity_schemes.len(), 1);
+        let s = plan
+            .with_scenario_str(
+                "[scenario]\nname = 's'\n[[activity_schemes]]\nid = 'nel'\nreduction = 0.2\n",
+                "s.toml",
+            )
+            .unwrap();
+        assert_eq!(s.plan.file().activity_schemes[0].reduction, Some(0.2));
+        let e =
+            crate::Plan::from_toml_str(&text.replace("'primary_community'", "'nope'"), "p.toml")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("activity_schemes[nel].scheme"), "{e}");
     }
 }

@@ -14,9 +14,9 @@
 //! scenario file is a `[scenario]` table (name, description) plus any plan keys. Tables
 //! merge key by key; a scalar or a plain array replaces the plan's value; an array of
 //! tables whose elements carry an `id` (sectors, organisations, schemes, funding, alliance
-//! partners, activity schemes) merges element by element on `id` — a known id is merged into the plan's
-//! element, a new id is appended, and `remove = true` deletes the element. The merged plan
-//! is then validated exactly like a plan file.
+//! partners, activity schemes) merges element by element on `id` — a known id is merged
+//! into the plan's element, a new id is appended, and `remove = true` deletes the element.
+//! The merged plan is then validated exactly like a plan file.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

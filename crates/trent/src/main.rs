@@ -70,6 +70,89 @@ struct FinanceArgs {
     /// Output: table, json or csv.
     #[arg(long, default_value = "table")]
     format: String,
+    /// The lake-tied parts of the model (docs/costing.md).
+    #[command(subcommand)]
+    lake: Option<FinanceLake>,
+}
+
+/// `trent finance <costing|capitation|alliance|beds>`: read the lake (docs/costing.md).
+#[derive(Subcommand)]
+enum FinanceLake {
+    /// Cost activity-stated schemes bottom-up from the lake, beside the plan's top-down values.
+    Costing {
+        /// A plan file; default: the bundled Nottinghamshire 2016 plan.
+        #[arg(long)]
+        plan: Option<PathBuf>,
+        /// A file of [[activity_schemes]] (default: the plan's own, else the bundled ones).
+        #[arg(long)]
+        schemes: Option<PathBuf>,
+        /// Financial year of the lake, e.g. 2016/17 (default: the last complete one).
+        #[arg(long)]
+        year: Option<String>,
+        /// Output: table, json or csv.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// Weighted capitation (fair shares from need) and control totals.
+    Capitation {
+        /// practice, hub, locality, ccg, delivery_unit or stp.
+        #[arg(long, default_value = "practice")]
+        level: String,
+        /// Total to share, £m at full scale (default: the current total spend).
+        #[arg(long)]
+        total: Option<f64>,
+        /// Need factors: age-sex, ltc, imd or ltc+imd.
+        #[arg(long, default_value = "ltc+imd")]
+        risk: String,
+        /// Codes (any level, comma-separated) whose units form a control-total set.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Financial year of the lake (default: the last complete one).
+        #[arg(long)]
+        year: Option<String>,
+        /// Output: table, json or csv.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// Alliance risk/reward on a pathway's actual cost from the lake (and patient choice).
+    Alliance {
+        /// An alliance file (default: the bundled Mid-Nottinghamshire urgent care pathway).
+        #[arg(long)]
+        alliance: Option<PathBuf>,
+        /// Outturn year (default: the file's, else the last complete one).
+        #[arg(long)]
+        year: Option<String>,
+        /// Output: table, json or csv.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// Beds needed per site (Erlang B and simulation) and what bed reductions need.
+    Beds {
+        /// Target mean occupancy.
+        #[arg(long, default_value_t = 0.92)]
+        occupancy: f64,
+        /// Only this site or provider code.
+        #[arg(long)]
+        site: Option<String>,
+        /// Bed reductions, PROVIDER=BEDS comma-separated (default: the plan's RX1=200,RK5=20).
+        #[arg(long, value_delimiter = ',', default_value = "RX1=200,RK5=20")]
+        reduce: Vec<String>,
+        /// Community contacts needed per bed day avoided.
+        #[arg(long, default_value_t = 1.0)]
+        contacts_per_bed_day: f64,
+        /// Simulated days per site.
+        #[arg(long, default_value_t = 5000.0)]
+        sim_days: f64,
+        /// Simulation seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Financial year of the lake (default: the last complete one).
+        #[arg(long)]
+        year: Option<String>,
+        /// Output: table, json or csv.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -147,6 +230,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Schema => {
             print!("{}", trent_model::schema::markdown());
         }
+        Cmd::Finance(FinanceArgs {
+            lake: Some(sub), ..
+        }) => finance_lake(sub, &data)?,
         Cmd::Finance(a) => {
             let format: trent_finance::Format = a.format.parse()?;
             let plan = match &a.plan {
@@ -279,6 +365,127 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn finance_lake(cmd: FinanceLake, data: &std::path::Path) -> Result<()> {
+    use trent_costing::{LakeView, OutputFormat, beds, capitation, costing, pathway};
+    let fmt = |f: &str| f.parse::<OutputFormat>().map_err(anyhow::Error::msg);
+    let out = rt()?.block_on(async {
+        let view = LakeView::open(data).await?;
+        anyhow::Ok(match cmd {
+            FinanceLake::Costing {
+                plan,
+                schemes,
+                year,
+                format,
+            } => {
+                let plan = match &plan {
+                    Some(p) => trent_finance::Plan::load(p)?,
+                    None => trent_finance::bundled_plan("nottinghamshire-2016")?,
+                };
+                let text = match &schemes {
+                    Some(p) => Some((
+                        std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?,
+                        p.display().to_string(),
+                    )),
+                    None => None,
+                };
+                let list = costing::schemes_for(
+                    &plan,
+                    text.as_ref().map(|(t, l)| (t.as_str(), l.as_str())),
+                )?;
+                let year = view.year(year.as_deref())?;
+                costing::cost_schemes(&view, &plan, &list, &year)
+                    .await?
+                    .render(fmt(&format)?)
+            }
+            FinanceLake::Capitation {
+                level,
+                total,
+                risk,
+                only,
+                year,
+                format,
+            } => {
+                let opts = capitation::CapitationOptions {
+                    level,
+                    total_m: total,
+                    risk: risk.parse().map_err(anyhow::Error::msg)?,
+                    only,
+                };
+                let year = view.year(year.as_deref())?;
+                capitation::capitation(&view, &year, &opts)
+                    .await?
+                    .render(fmt(&format)?)
+            }
+            FinanceLake::Alliance {
+                alliance,
+                year,
+                format,
+            } => {
+                let (text, label) = match &alliance {
+                    Some(p) => (
+                        std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?,
+                        p.display().to_string(),
+                    ),
+                    None => (
+                        pathway::BUNDLED_ALLIANCE.to_string(),
+                        pathway::BUNDLED_ALLIANCE_LABEL.to_string(),
+                    ),
+                };
+                let report = match pathway::parse_alliance(&text, &label)? {
+                    pathway::AllianceFile::Plain(a) => pathway::AllianceReport {
+                        outturn: None,
+                        settlement: a.settle(),
+                    },
+                    pathway::AllianceFile::Pathway(a) => {
+                        pathway::settle_pathway(&view, &a, year.as_deref()).await?
+                    }
+                };
+                report.render(fmt(&format)?)
+            }
+            FinanceLake::Beds {
+                occupancy,
+                site,
+                reduce,
+                contacts_per_bed_day,
+                sim_days,
+                seed,
+                year,
+                format,
+            } => {
+                let mut reductions = Vec::new();
+                for r in &reduce {
+                    let (p, n) = r
+                        .split_once('=')
+                        .with_context(|| format!("--reduce {r:?}: expected PROVIDER=BEDS"))?;
+                    reductions.push((
+                        p.to_string(),
+                        n.parse().with_context(|| {
+                            format!("--reduce {r:?}: beds must be a whole number")
+                        })?,
+                    ));
+                }
+                let opts = beds::BedOptions {
+                    occupancy,
+                    site,
+                    reductions,
+                    sim_days,
+                    seed,
+                    contacts_per_bed_day,
+                };
+                let area = Area::bundled(&view.lake.catalog.area)
+                    .ok()
+                    .filter(|a| a.config_hash == view.lake.catalog.config_hash);
+                let year = view.year(year.as_deref())?;
+                beds::beds(&view, &year, area.as_ref(), &opts)
+                    .await?
+                    .render(fmt(&format)?)
+            }
+        })
+    })?;
+    print!("{out}");
+    Ok(())
 }
 
 fn check(area: &Area, dir: &std::path::Path, json: bool) -> Result<ExitCode> {
