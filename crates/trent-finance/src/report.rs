@@ -242,7 +242,9 @@ fn pct(x: f64) -> String {
 }
 
 /// Lay out rows under headers: first column left-aligned, the rest right-aligned.
-fn grid(headers: &[String], rows: &[Vec<String>]) -> String {
+fn grid(headers: &[impl AsRef<str>], rows: &[Vec<String>]) -> String {
+    let headers: Vec<String> = headers.iter().map(|h| h.as_ref().to_string()).collect();
+    let headers = headers.as_slice();
     let n = headers.len();
     let mut w = vec![0usize; n];
     for r in std::iter::once(headers).chain(rows.iter().map(|r| r.as_slice())) {
@@ -322,7 +324,7 @@ fn write_evaluation(out: &mut String, ev: &Evaluation) {
     out.push_str(&grid(&headers, &rows));
 
     let _ = writeln!(out, "\nGrowth {} to {}", years[0], years[last]);
-    let gh: Vec<String> = [
+    let gh = [
         "",
         "cost growth",
         "demographic",
@@ -331,10 +333,7 @@ fn write_evaluation(out: &mut String, ev: &Evaluation) {
         "allocation growth",
         "non-recurrent change",
         "gap change",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    ];
     let rows: Vec<Vec<String>> = ev
         .entities
         .iter()
@@ -373,10 +372,7 @@ fn write_evaluation(out: &mut String, ev: &Evaluation) {
     }
 
     let _ = writeln!(out, "\nBridge by organisation, {}", years[last]);
-    let oh: Vec<String> = ["", "gap", "efficiencies", "schemes", "funding", "remaining"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let oh = ["", "gap", "efficiencies", "schemes", "funding", "remaining"];
     let rows: Vec<Vec<String>> = ev
         .entities
         .iter()
@@ -485,17 +481,14 @@ fn write_evaluation(out: &mut String, ev: &Evaluation) {
             "\nPublished figures reconciled: {agree} of {} agree within tolerance",
             ev.reconciliation.len()
         );
-        let rh: Vec<String> = [
+        let rh = [
             "figure",
             "year",
             "published",
             "modelled",
             "",
             "source / note",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        ];
         let rows: Vec<Vec<String>> = ev
             .reconciliation
             .iter()
@@ -533,10 +526,7 @@ fn write_simulation(out: &mut String, ev: &Evaluation, sim: &Simulation, case: &
         "\nMonte Carlo ({case}): remaining gap, {} runs, seed {}; {}",
         sim.runs, sim.seed, sim.distribution
     );
-    let h: Vec<String> = ["", "year", "P10", "P50", "P90", "mean", "plan value"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let h = ["", "year", "P10", "P50", "P90", "mean", "plan value"];
     let mut rows = Vec::new();
     for e in &sim.entities {
         let name = ev.entity(&e.id).map_or(e.id.clone(), |x| x.name.clone());
@@ -605,10 +595,7 @@ fn write_alliance(out: &mut String, a: &Settlement) {
         money(a.shared),
         money(a.commissioner)
     );
-    let h: Vec<String> = ["partner", "share", "unlimited", "settlement", "limited"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let h = ["partner", "share", "unlimited", "settlement", "limited"];
     let rows: Vec<Vec<String>> = a
         .partners
         .iter()
