@@ -668,13 +668,10 @@ pub fn calibrate(area: &Area, geo: &Geo, start: i32, seed: u64) -> Calibration {
         let moves =
             |age: i32| area.demography.annual_moves_out_per_1000 / 1000.0 * move_factor(age);
         let natural = if bi >= 2 {
-            let (mut n0, mut n5, mut h0) = (0.0f64, 0.0f64, 0.0f64);
+            let (mut n0, mut n5) = (0.0f64, 0.0f64);
             for m in &cohort {
                 if (*lo..=*hi).contains(&m.age) {
                     n0 += 1.0;
-                    h0 += model::death_hazards(&m.p, m.age, m.la, &cal)
-                        .iter()
-                        .sum::<f64>();
                 }
                 let mut w = 1.0;
                 for t in 0..years {
@@ -685,12 +682,6 @@ pub fn calibrate(area: &Area, geo: &Geo, start: i32, seed: u64) -> Calibration {
                 if (*lo..=*hi).contains(&(m.age + years)) {
                     n5 += w;
                 }
-            }
-            if std::env::var_os("TRENT_DEBUG_CAL").is_some() {
-                eprintln!(
-                    "band {bi}: cohort n0 {n0}, projected n5 {n5:.0}, mean hazard {:.4}",
-                    h0 / n0
-                );
             }
             (n5 / n0.max(1.0)).powf(1.0 / years as f64) - 1.0
         } else {
