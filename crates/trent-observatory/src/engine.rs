@@ -1,0 +1,542 @@
+//! The fast path: each indicator's units selected, joined, de-duplicated and grouped by
+//! Apache DataFusion over the lake's Parquet (one SQL plan per indicator, so the same
+//! plan can run on Ballista), then rolled up to every place in one pass; population
+//! denominators counted in one pass over `person` into dense arrays.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, Date32Array, Int32Array, Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Int64Type, Schema};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+
+use crate::definition::{Grain, Indicator, Per, Population, Require};
+use crate::error::ObsError;
+use crate::period;
+use crate::rollup::{AGE_GROUPS, Agg, Cell, Dims, Key, Places, Rollup, age_group, ethnic_group};
+use crate::views::{age_sql, column_sql, date_sql, from_sql};
+
+/// The lake's span and the session the fast path runs in.
+pub struct Ctx {
+    /// DataFusion session with the lake registered
+    pub ctx: SessionContext,
+    /// first day of the lake
+    pub start: i32,
+    /// first day after the lake
+    pub end: i32,
+}
+
+/// Register the period table of a grain (`__per_<grain>`: p, mid, mid_date).
+pub async fn register_periods(c: &Ctx, grain: Grain) -> Result<String, ObsError> {
+    let name = format!("__per_{grain:?}").to_lowercase();
+    if c.ctx.table_exist(name.as_str())? {
+        return Ok(name);
+    }
+    let g = if grain == Grain::Rolling12m { Grain::Month } else { grain };
+    let ps = period::within(g, c.start, c.end);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("p", DataType::Int64, false),
+        Field::new("mid", DataType::Int32, false),
+        Field::new("mid_date", DataType::Date32, false),
+    ]));
+    let mids: Vec<i32> = ps.iter().map(|&p| period::mid(g, p)).collect();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(ps.clone())),
+            Arc::new(Int32Array::from(mids.clone())),
+            Arc::new(Date32Array::from(mids)),
+        ],
+    )?;
+    c.ctx
+        .register_table(name.as_str(), Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
+    Ok(name)
+}
+
+fn q(c: &str) -> String {
+    format!("\"{c}\"")
+}
+
+/// Name of the materialised units table of an indicator with requirements.
+pub fn units_table(ind: &Indicator) -> String {
+    format!("__units_{}", ind.def.id)
+}
+
+/// SQL of the units of an indicator, grouped to fine dims: (stage 1, stage 2).
+///
+/// With requirements, stage 1 selects the units with a row number and is materialised
+/// (as [`units_table`]) so the number is stable: DataFusion inlines CTEs, and a window
+/// computed twice over a parallel scan need not number rows the same way twice.
+pub fn units_sql(ind: &Indicator, grain: Grain, start: i32, end: i32, per_table: &str) -> (Option<String>, String) {
+    let t = ind.table.as_str();
+    // columns the expressions read
+    let mut used: Vec<String> = vec![];
+    for e in [&ind.filter, &ind.num_filter, &ind.num_value, &ind.den_filter, &ind.den_value]
+        .into_iter()
+        .flatten()
+    {
+        e.columns(&mut used);
+    }
+    for r in ind.require.iter().chain(&ind.num_require) {
+        if !used.contains(&r.anchor) {
+            used.push(r.anchor.clone());
+        }
+        if let Some(k) = &r.not_same
+            && !used.contains(k)
+        {
+            used.push(k.clone());
+        }
+    }
+    let (day, date, join) = match (&ind.when, &ind.active) {
+        (Some(w), _) => (column_sql(t, w), date_sql(t, w), String::new()),
+        (None, Some([a, b])) => (
+            "per.mid".to_string(),
+            "per.mid_date".to_string(),
+            format!(
+                " JOIN {per_table} per ON {} <= per.mid AND ({} IS NULL OR {} > per.mid)",
+                column_sql(t, a),
+                column_sql(t, b),
+                column_sql(t, b)
+            ),
+        ),
+        _ => unreachable!("checked"),
+    };
+    let mut cols = vec!["t.person_id AS person_id".to_string()];
+    for c in &used {
+        if c == "person_id" {
+            continue;
+        }
+        let s = if c == "age" { age_sql(&date) } else { column_sql(t, c) };
+        cols.push(format!("{s} AS {}", q(c)));
+    }
+    let pidx = if ind.active.is_some() {
+        "per.p".to_string()
+    } else {
+        period::sql(grain, &date)
+    };
+    cols.push(format!("{day} AS __day"));
+    cols.push(format!("{pidx} AS __p"));
+    cols.push(format!("{} AS __age", age_sql(&date)));
+    cols.push("p.practice_code AS __practice".into());
+    cols.push("p.district AS __district".into());
+    cols.push("CAST(p.imd_decile AS BIGINT) AS __imd".into());
+    cols.push("p.sex AS __sex".into());
+    cols.push("p.ethnicity AS __eth".into());
+    cols.push(if ind.provider {
+        "t.provider_code AS __prov".into()
+    } else {
+        "CAST(NULL AS VARCHAR) AS __prov".into()
+    });
+    let head = format!(
+        "WITH b0 AS (SELECT {} FROM {}{join}),\n b AS (SELECT * FROM b0 WHERE __day >= {start} AND __day < {end}{})",
+        cols.join(", "),
+        from_sql(t),
+        ind.filter
+            .as_ref()
+            .map(|f| format!(" AND {}", f.sql(None)))
+            .unwrap_or_default()
+    );
+    let needs_uid = !(ind.require.is_empty() && ind.num_require.is_empty());
+    let (stage1, mut sql) = if needs_uid {
+        (
+            Some(format!("{head}\nSELECT *, row_number() OVER () AS __uid FROM b")),
+            format!("WITH u0 AS (SELECT * FROM {})", units_table(ind)),
+        )
+    } else {
+        (None, format!("{head},\n u0 AS (SELECT * FROM b)"))
+    };
+    let req_cte = |name: &str, src: &str, r: &Require| -> String {
+        let mut ocols = vec![
+            "t.person_id AS __pid".to_string(),
+            format!("{} AS __w", column_sql(&r.table, &r.when)),
+        ];
+        let mut oused = vec![];
+        if let Some(f) = &r.filter {
+            f.columns(&mut oused);
+        }
+        let odate = date_sql(&r.table, &r.when);
+        for c in &oused {
+            let s = if c == "age" { age_sql(&odate) } else { column_sql(&r.table, c) };
+            ocols.push(format!("{s} AS {}", q(c)));
+        }
+        if let Some(k) = &r.not_same {
+            ocols.push(format!("{} AS __k", column_sql(&r.table, k)));
+        }
+        let ofilter = r
+            .filter
+            .as_ref()
+            .map(|f| format!(" WHERE {}", f.sql(None)))
+            .unwrap_or_default();
+        let same = r
+            .not_same
+            .as_ref()
+            .map(|k| format!(" AND o.__k <> u.{}", q(k)))
+            .unwrap_or_default();
+        format!(
+            ",\n {name} AS (SELECT DISTINCT u.__uid FROM {src} u JOIN (SELECT * FROM (SELECT {} FROM {}) WHERE TRUE{}) o ON u.person_id = o.__pid AND o.__w >= u.{a} + {lo} AND o.__w <= u.{a} + {hi}{same})",
+            ocols.join(", "),
+            from_sql(&r.table),
+            ofilter.replacen(" WHERE", " AND", 1),
+            a = q(&r.anchor),
+            lo = r.within[0],
+            hi = r.within[1],
+        )
+    };
+    let mut src = "u0".to_string();
+    for (i, r) in ind.require.iter().enumerate() {
+        sql.push_str(&req_cte(&format!("r{i}"), &src, r));
+        let next = format!("u0r{i}");
+        sql.push_str(&format!(
+            ",\n {next} AS (SELECT * FROM {src} WHERE __uid {} (SELECT __uid FROM r{i}))",
+            if r.absent { "NOT IN" } else { "IN" }
+        ));
+        src = next;
+    }
+    let mut flags = vec![];
+    let mut joins = String::new();
+    for (i, r) in ind.num_require.iter().enumerate() {
+        sql.push_str(&req_cte(&format!("n{i}"), &src, r));
+        joins.push_str(&format!(" LEFT JOIN n{i} ON n{i}.__uid = x.__uid"));
+        flags.push(format!(
+            "n{i}.__uid IS {}NULL",
+            if r.absent { "" } else { "NOT " }
+        ));
+    }
+    let mut num_cond = vec![];
+    if let Some(f) = &ind.num_filter {
+        num_cond.push(f.sql(Some("x")));
+    }
+    num_cond.extend(flags);
+    let num_val = ind
+        .num_value
+        .as_ref()
+        .map(|v| format!("COALESCE(CAST({} AS DOUBLE), 0.0)", v.sql(Some("x"))))
+        .unwrap_or_else(|| "1.0".into());
+    let num = if num_cond.is_empty() {
+        num_val
+    } else {
+        format!("CASE WHEN {} THEN {num_val} ELSE 0.0 END", num_cond.join(" AND "))
+    };
+    let den = if ind.population.is_some() {
+        "0.0".to_string()
+    } else {
+        let v = ind
+            .den_value
+            .as_ref()
+            .map(|v| format!("COALESCE(CAST({} AS DOUBLE), 0.0)", v.sql(Some("x"))))
+            .unwrap_or_else(|| "1.0".into());
+        match &ind.den_filter {
+            Some(f) => format!("CASE WHEN {} THEN {v} ELSE 0.0 END", f.sql(Some("x"))),
+            None => v,
+        }
+    };
+    sql.push_str(&format!(
+        ",\n m AS (SELECT x.*, {num} AS __num, {den} AS __den FROM {src} x{joins})"
+    ));
+    let last = match ind.per {
+        Per::Row => "m".to_string(),
+        p => {
+            let dir = if p == Per::PersonLatest { "DESC" } else { "ASC" };
+            sql.push_str(&format!(
+                ",\n d AS (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY person_id, __p ORDER BY __day {dir}, __num DESC, __den DESC) AS __rn FROM m) WHERE __rn = 1)"
+            ));
+            "d".to_string()
+        }
+    };
+    sql.push_str(&format!(
+        "\nSELECT __p, __practice, __district, __imd, __sex, CASE WHEN __age <= 0 THEN 0 WHEN __age <= 4 THEN 1 ELSE LEAST(CAST(19 AS BIGINT), __age / 5 + 1) END AS __ag, __eth, __prov, CAST(COUNT(*) AS DOUBLE) AS n, SUM(__num) AS num, SUM(__num * __num) AS num2, SUM(__den) AS den FROM {last} GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"
+    ));
+    (stage1, sql)
+}
+
+/// Run an indicator's units through DataFusion and roll them up.
+pub async fn units(c: &Ctx, ind: &Indicator, places: &mut Places, rollup: &mut Rollup) -> Result<(), ObsError> {
+    let per = register_periods(c, ind.def.grain).await?;
+    let (stage1, sql) = units_sql(ind, ind.def.grain, c.start, c.end, &per);
+    let fail = |what: &str, e: datafusion::error::DataFusionError| ObsError::Indicator {
+        id: ind.def.id.clone(),
+        message: format!("{what}: {e}"),
+    };
+    let name = units_table(ind);
+    if let Some(s1) = stage1 {
+        let df = c.ctx.sql(&s1).await.map_err(|e| fail("planning its units failed", e))?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let parts = df.collect_partitioned().await.map_err(|e| fail("selecting its units failed", e))?;
+        c.ctx.deregister_table(name.as_str())?;
+        c.ctx.register_table(name.as_str(), Arc::new(MemTable::try_new(schema, parts)?))?;
+    }
+    let df = c.ctx.sql(&sql).await.map_err(|e| ObsError::Indicator {
+        id: ind.def.id.clone(),
+        message: format!("planning its query failed: {e}"),
+    })?;
+    let batches = df.collect().await.map_err(|e| ObsError::Indicator {
+        id: ind.def.id.clone(),
+        message: format!("its query failed: {e}"),
+    })?;
+    c.ctx.deregister_table(name.as_str())?;
+    let utf8 = |b: &RecordBatch, i: usize| arrow::compute::cast(b.column(i), &DataType::Utf8);
+    for b in &batches {
+        let p = b.column(0).as_primitive::<Int64Type>();
+        let (pr, di, sex, eth, prov) = (utf8(b, 1)?, utf8(b, 2)?, utf8(b, 4)?, utf8(b, 6)?, utf8(b, 7)?);
+        let (pr, di, sex, eth, prov) = (
+            pr.as_string::<i32>(),
+            di.as_string::<i32>(),
+            sex.as_string::<i32>(),
+            eth.as_string::<i32>(),
+            prov.as_string::<i32>(),
+        );
+        let imd = b.column(3).as_primitive::<Int64Type>();
+        let ag = b.column(5).as_primitive::<Int64Type>();
+        let n = b.column(8).as_primitive::<Float64Type>();
+        let num = b.column(9).as_primitive::<Float64Type>();
+        let num2 = b.column(10).as_primitive::<Float64Type>();
+        let den = b.column(11).as_primitive::<Float64Type>();
+        for i in 0..b.num_rows() {
+            let d = Dims {
+                period: p.value(i),
+                practice: pr.value(i),
+                district: di.value(i),
+                imd: imd.value(i),
+                sex: sex.value(i),
+                ag: ag.value(i) as usize,
+                ethnicity: eth.value(i),
+                provider: (!prov.is_null(i)).then(|| prov.value(i)),
+            };
+            let cell = Cell {
+                n: n.value(i),
+                num: num.value(i),
+                num2: num2.value(i),
+                den: den.value(i),
+                ..Cell::default()
+            };
+            rollup.add(places, &d, &cell);
+        }
+    }
+    Ok(())
+}
+
+/// One person, as population denominators need them.
+#[derive(Debug, Clone)]
+pub struct PersonRow {
+    /// practice code index (Places)
+    pub practice: u32,
+    /// district code index (Places)
+    pub district: u32,
+    /// IMD decile
+    pub imd: i64,
+    /// 0 = F, 1 = M
+    pub sex: usize,
+    /// ethnic group
+    pub eth: usize,
+    /// ethnic category code
+    pub ethnicity: String,
+    /// birth month (day number of its 1st)
+    pub birth: i32,
+    /// registered from
+    pub reg_start: i32,
+    /// registered until (exclusive), i32::MAX if still registered
+    pub reg_end: i32,
+}
+
+/// Read every person once.
+pub async fn people(ctx: &SessionContext, places: &mut Places) -> Result<Vec<PersonRow>, ObsError> {
+    let batches = ctx
+        .sql("SELECT practice_code, district, CAST(imd_decile AS BIGINT), sex, ethnicity, birth_month, registration_start, registration_end FROM person")
+        .await?
+        .collect()
+        .await?;
+    let mut out = vec![];
+    for b in &batches {
+        let pr = b.column(0).as_string::<i32>();
+        let di = b.column(1).as_string::<i32>();
+        let imd = b.column(2).as_primitive::<Int64Type>();
+        let sex = b.column(3).as_string::<i32>();
+        let eth = b.column(4).as_string::<i32>();
+        let bm = b.column(5).as_primitive::<Date32Type>();
+        let rs = b.column(6).as_primitive::<Date32Type>();
+        let re = b.column(7).as_primitive::<Date32Type>();
+        for i in 0..b.num_rows() {
+            out.push(PersonRow {
+                practice: places.intern(pr.value(i)),
+                district: places.intern(di.value(i)),
+                imd: imd.value(i),
+                sex: usize::from(sex.value(i) == "M"),
+                eth: ethnic_group(eth.value(i)),
+                ethnicity: eth.value(i).to_string(),
+                birth: bm.value(i),
+                reg_start: rs.value(i),
+                reg_end: if re.is_null(i) { i32::MAX } else { re.value(i) },
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The periods population is counted in for a grain (months for rolling windows) and
+/// each one's person-years per person.
+pub fn pop_periods(grain: Grain, start: i32, end: i32) -> (Grain, Vec<(i64, i32, f64)>) {
+    let g = if grain == Grain::Rolling12m { Grain::Month } else { grain };
+    let ps = period::within(g, start, end)
+        .into_iter()
+        .map(|p| {
+            let (a, b) = period::bounds(g, p);
+            (p, period::mid(g, p), (b - a) as f64 / 365.25)
+        })
+        .collect();
+    (g, ps)
+}
+
+/// Population denominators by dense arrays: registered residents on each period's middle
+/// day, as person-years, for every place level and the stored breakdowns at the STP,
+/// local authority and CCG levels.
+pub fn population(
+    people: &[PersonRow],
+    places: &Places,
+    grain: Grain,
+    pop: &Population,
+    start: i32,
+    end: i32,
+) -> HashMap<Key, Agg> {
+    let (_, ps) = pop_periods(grain, start, end);
+    // local indexes
+    let mut practices: Vec<u32> = places.practice_chain.keys().copied().collect();
+    practices.sort();
+    let pr_local: HashMap<u32, usize> = practices.iter().enumerate().map(|(i, &p)| (p, i)).collect();
+    let mut districts: Vec<u32> = places.district_la.keys().copied().collect();
+    districts.sort();
+    let di_local: HashMap<u32, usize> = districts.iter().enumerate().map(|(i, &p)| (p, i)).collect();
+    let (np, nd) = (practices.len() + 1, districts.len() + 1);
+    let sex_ok = |s: usize| match pop.sex.as_deref() {
+        Some("F") => s == 0,
+        Some("M") => s == 1,
+        _ => true,
+    };
+    const CELLS: usize = 2 * AGE_GROUPS;
+    let mut out: HashMap<Key, Agg> = HashMap::new();
+    let rolling = grain == Grain::Rolling12m;
+    let mut put = |key: Key, arr: &[f64]| {
+        if arr.iter().all(|x| *x == 0.0) {
+            return;
+        }
+        for k in 0..(if rolling { 12 } else { 1 }) {
+            let e = out
+                .entry(Key { period: key.period + k, ..key })
+                .or_insert_with(|| [[Cell::default(); AGE_GROUPS]; 2]);
+            for s in 0..2 {
+                for a in 0..AGE_GROUPS {
+                    e[s][a].py += arr[s * AGE_GROUPS + a];
+                }
+            }
+        }
+    };
+    let pr_of: Vec<usize> = people.iter().map(|r| pr_local.get(&r.practice).copied().unwrap_or(np - 1)).collect();
+    let di_of: Vec<usize> = people.iter().map(|r| di_local.get(&r.district).copied().unwrap_or(nd - 1)).collect();
+    for &(p, mid, py) in &ps {
+        let mut a_pr = vec![0.0; np * CELLS];
+        let mut a_di = vec![0.0; nd * CELLS];
+        let mut a_imd = vec![0.0; 10 * CELLS];
+        // breakdowns by practice and by district (rolled up to CCG/STP and LA below)
+        let mut q_pr = vec![0.0; np * 5 * CELLS];
+        let mut e_pr = vec![0.0; np * 6 * CELLS];
+        let mut q_di = vec![0.0; nd * 5 * CELLS];
+        let mut e_di = vec![0.0; nd * 6 * CELLS];
+        for (i, r) in people.iter().enumerate() {
+            if r.reg_start > mid || r.reg_end <= mid || !sex_ok(r.sex) {
+                continue;
+            }
+            let age = crate::views::age_on(r.birth, mid);
+            if age < pop.ages[0] as i64 || age > pop.ages[1] as i64 {
+                continue;
+            }
+            let c = r.sex * AGE_GROUPS + age_group(age);
+            let qd = ((r.imd.clamp(1, 10) - 1) / 2) as usize;
+            let (pi, di) = (pr_of[i], di_of[i]);
+            a_pr[pi * CELLS + c] += py;
+            a_di[di * CELLS + c] += py;
+            a_imd[(r.imd.clamp(1, 10) - 1) as usize * CELLS + c] += py;
+            q_pr[(pi * 5 + qd) * CELLS + c] += py;
+            e_pr[(pi * 6 + r.eth) * CELLS + c] += py;
+            q_di[(di * 5 + qd) * CELLS + c] += py;
+            e_di[(di * 6 + r.eth) * CELLS + c] += py;
+        }
+        let key = |level: u8, place: u32| Key { level, place, period: p, breakdown: 0, value: 0 };
+        // practices and their chain
+        let mut chain_sum: HashMap<(u8, u32), Vec<f64>> = HashMap::new();
+        let add = |m: &mut HashMap<(u8, u32), Vec<f64>>, k: (u8, u32), arr: &[f64]| {
+            let e = m.entry(k).or_insert_with(|| vec![0.0; arr.len()]);
+            for (x, y) in e.iter_mut().zip(arr) {
+                *x += y;
+            }
+        };
+        for (li, &pr) in practices.iter().enumerate() {
+            let arr = &a_pr[li * CELLS..(li + 1) * CELLS];
+            put(key(5, pr), arr);
+            let [hub, loc, ccg, du, _] = places.practice_chain[&pr];
+            for (l, c) in [(1u8, du), (2, ccg), (3, loc), (4, hub)] {
+                add(&mut chain_sum, (l, c), arr);
+            }
+            for b in 0..5 {
+                add(&mut chain_sum, (100 + b as u8, ccg), &q_pr[(li * 5 + b) * CELLS..(li * 5 + b + 1) * CELLS]);
+            }
+            for b in 0..6 {
+                add(&mut chain_sum, (110 + b as u8, ccg), &e_pr[(li * 6 + b) * CELLS..(li * 6 + b + 1) * CELLS]);
+            }
+        }
+        for (li, &di) in districts.iter().enumerate() {
+            let arr = &a_di[li * CELLS..(li + 1) * CELLS];
+            put(key(7, di), arr);
+            let la = places.district_la[&di];
+            add(&mut chain_sum, (6, la), arr);
+            for b in 0..5 {
+                add(&mut chain_sum, (120 + b as u8, la), &q_di[(li * 5 + b) * CELLS..(li * 5 + b + 1) * CELLS]);
+            }
+            for b in 0..6 {
+                add(&mut chain_sum, (130 + b as u8, la), &e_di[(li * 6 + b) * CELLS..(li * 6 + b + 1) * CELLS]);
+            }
+        }
+        for (d, arr) in a_imd.chunks(CELLS).enumerate() {
+            if let Some(pl) = places.get(&format!("IMD{}", d + 1)) {
+                put(key(8, pl), arr);
+            }
+        }
+        // the STP: every practice slot, including unknown practices
+        let mut stp = vec![0.0; CELLS];
+        let mut stp_q = vec![0.0; 5 * CELLS];
+        let mut stp_e = vec![0.0; 6 * CELLS];
+        for li in 0..np {
+            for c in 0..CELLS {
+                stp[c] += a_pr[li * CELLS + c];
+            }
+            for b in 0..5 {
+                for c in 0..CELLS {
+                    stp_q[b * CELLS + c] += q_pr[(li * 5 + b) * CELLS + c];
+                }
+            }
+            for b in 0..6 {
+                for c in 0..CELLS {
+                    stp_e[b * CELLS + c] += e_pr[(li * 6 + b) * CELLS + c];
+                }
+            }
+        }
+        put(key(0, places.stp), &stp);
+        for b in 0..5 {
+            put(Key { breakdown: 1, value: b as u8, ..key(0, places.stp) }, &stp_q[b * CELLS..(b + 1) * CELLS]);
+        }
+        for b in 0..6 {
+            put(Key { breakdown: 2, value: b as u8, ..key(0, places.stp) }, &stp_e[b * CELLS..(b + 1) * CELLS]);
+        }
+        let mut sums: Vec<_> = chain_sum.into_iter().collect();
+        sums.sort_by_key(|(k, _)| *k);
+        for ((l, place), arr) in sums {
+            match l {
+                0..=9 => put(key(l, place), &arr),
+                100..=104 => put(Key { breakdown: 1, value: l - 100, ..key(2, place) }, &arr),
+                110..=115 => put(Key { breakdown: 2, value: l - 110, ..key(2, place) }, &arr),
+                120..=124 => put(Key { breakdown: 1, value: l - 120, ..key(6, place) }, &arr),
+                _ => put(Key { breakdown: 2, value: l - 130, ..key(6, place) }, &arr),
+            }
+        }
+    }
+    out
+}
