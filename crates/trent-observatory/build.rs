@@ -19,7 +19,12 @@ fn main() {
     for p in &files {
         println!("cargo:rerun-if-changed={}", p.display());
         let name = p.file_name().unwrap().to_str().unwrap();
-        write!(f, "({name:?}, include_str!({:?})),", p.display().to_string()).unwrap();
+        write!(
+            f,
+            "({name:?}, include_str!({:?})),",
+            p.display().to_string()
+        )
+        .unwrap();
     }
     write!(f, "]").unwrap();
     let imp = dir.join("imported");
@@ -38,7 +43,12 @@ fn main() {
     for p in &csvs {
         println!("cargo:rerun-if-changed={}", p.display());
         let name = format!("imported/{}", p.file_name().unwrap().to_str().unwrap());
-        write!(f, "({name:?}, include_str!({:?})),", p.display().to_string()).unwrap();
+        write!(
+            f,
+            "({name:?}, include_str!({:?})),",
+            p.display().to_string()
+        )
+        .unwrap();
     }
     write!(f, "]").unwrap();
 }

@@ -87,7 +87,74 @@ impl Lake {
             let opts = ParquetReadOptions::default().schema(&schema);
             ctx.register_parquet(&t.name, &path, opts).await?;
         }
+        // derived tables (`indicator_value`, risk scores …) computed from this generation
+        let derived = self.generation.join("derived");
+        if let Ok(rd) = std::fs::read_dir(&derived) {
+            let mut names: Vec<String> = rd
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .filter(|n| !n.starts_with('.'))
+                .collect();
+            names.sort();
+            for n in names {
+                let path = format!("{}/", derived.join(&n).display());
+                ctx.register_parquet(&n, &path, ParquetReadOptions::default())
+                    .await?;
+            }
+        }
         Ok(())
+    }
+
+    /// Folder of a derived table of this generation (written by [`Lake::write_derived`]).
+    pub fn derived_dir(&self, name: &str) -> PathBuf {
+        self.generation.join("derived").join(name)
+    }
+
+    /// Replace a derived table of this generation with `batches`, atomically: the new
+    /// folder is written beside the old one and renamed over it, so a reader sees the
+    /// old table or the new one (a killed writer leaves only a hidden staging folder).
+    pub fn write_derived(
+        &self,
+        name: &str,
+        batches: &[arrow::record_batch::RecordBatch],
+    ) -> Result<PathBuf, LakeError> {
+        let root = self.generation.join("derived");
+        std::fs::create_dir_all(&root).map_err(io(&root))?;
+        let stage = root.join(format!(".{name}.staging-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&stage);
+        std::fs::create_dir_all(&stage).map_err(io(&stage))?;
+        let file = stage.join("part-00000.parquet");
+        let f = std::fs::File::create(&file).map_err(io(&file))?;
+        let schema = match batches.first() {
+            Some(b) => b.schema(),
+            None => {
+                return Err(LakeError::Io {
+                    path: file,
+                    source: std::io::Error::other("no rows to write"),
+                });
+            }
+        };
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+            .build();
+        let perr = |source| LakeError::Parquet {
+            path: file.clone(),
+            source,
+        };
+        let mut w = parquet::arrow::ArrowWriter::try_new(f, schema, Some(props)).map_err(perr)?;
+        for b in batches {
+            w.write(b).map_err(perr)?;
+        }
+        w.close().map_err(perr)?;
+        let dest = root.join(name);
+        let old = root.join(format!(".{name}.old-{}", std::process::id()));
+        if dest.exists() {
+            std::fs::rename(&dest, &old).map_err(io(&dest))?;
+        }
+        std::fs::rename(&stage, &dest).map_err(io(&dest))?;
+        let _ = std::fs::remove_dir_all(&old);
+        Ok(dest)
     }
 }
 

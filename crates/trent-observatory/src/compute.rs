@@ -6,8 +6,14 @@ use std::collections::HashMap;
 
 use crate::definition::{Indicator, Mark, Method, Polarity};
 use crate::period;
-use crate::rollup::{AGE_BANDS, AGE_GROUPS, Agg, Cell, ETHNIC_GROUPS, Key, LEVELS, Places, QUINTILES, STORED_BREAKDOWNS, age_band, esp_band};
+use crate::rollup::{
+    AGE_BANDS, AGE_GROUPS, Agg, Cell, ETHNIC_GROUPS, Key, LEVELS, Places, QUINTILES,
+    STORED_BREAKDOWNS, age_band, esp_band,
+};
 use crate::stat;
+
+/// Which (sex, age group) cells a breakdown row reads.
+type Pick = Box<dyn Fn(usize, usize) -> bool>;
 
 /// One row of `indicator_value`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -71,6 +77,8 @@ pub struct Exact {
     pub num: f64,
     /// denominator (person-years for population methods)
     pub den: f64,
+    /// Σ numerator² (spread of means)
+    pub num2: f64,
     /// value
     pub value: Option<f64>,
     /// lower
@@ -81,10 +89,9 @@ pub struct Exact {
 
 fn sum_cells(a: &Agg, pick: &dyn Fn(usize, usize) -> bool) -> Cell {
     let mut c = Cell::default();
-    for s in 0..2 {
-        for g in 0..AGE_GROUPS {
+    for (s, row) in a.iter().enumerate() {
+        for (g, x) in row.iter().enumerate() {
             if pick(s, g) {
-                let x = &a[s][g];
                 c.n += x.n;
                 c.num += x.num;
                 c.num2 += x.num2;
@@ -109,7 +116,13 @@ pub fn statistic(
     let m = ind.def.multiplier;
     let u = sum_cells(units, pick);
     let py = pop.map(|p| sum_cells(p, pick).py).unwrap_or(0.0);
-    let mut e = Exact { n: u.n, num: u.num, den: u.den, ..Exact::default() };
+    let mut e = Exact {
+        n: u.n,
+        num: u.num,
+        den: u.den,
+        num2: u.num2,
+        ..Exact::default()
+    };
     match ind.def.method {
         Method::Proportion => {
             if u.den > 0.0 {
@@ -282,7 +295,7 @@ pub fn rows(inp: &Inputs) -> Vec<(IndicatorValue, Exact)> {
         let p = inp.pop.map(|m| m.get(&k).unwrap_or(&empty));
         let h = inp.health.map(|m| m.get(&k).unwrap_or(&empty));
         let level = LEVELS[k.level as usize];
-        let mut variants: Vec<(&str, String, Box<dyn Fn(usize, usize) -> bool>)> = vec![];
+        let mut variants: Vec<(&str, String, Pick)> = vec![];
         let (bd, bv) = match k.breakdown {
             0 => ("all", "all".to_string()),
             1 => ("imd_quintile", QUINTILES[k.value as usize].to_string()),
@@ -304,7 +317,11 @@ pub fn rows(inp: &Inputs) -> Vec<(IndicatorValue, Exact)> {
                 }
                 if wants("age_band") {
                     for (bi, (name, _)) in AGE_BANDS.iter().enumerate() {
-                        variants.push(("age_band", (*name).into(), Box::new(move |_, g| age_band(g) == bi)));
+                        variants.push((
+                            "age_band",
+                            (*name).into(),
+                            Box::new(move |_, g| age_band(g) == bi),
+                        ));
                     }
                 }
             }

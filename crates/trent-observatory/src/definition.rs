@@ -431,7 +431,10 @@ impl Indicator {
         }
         for l in def.breakdown_levels.iter().flatten() {
             if !RESIDENCE_LEVELS.contains(&l.as_str()) && l != "provider" {
-                return Err(err("breakdown_levels", format!("unknown place level `{l}`")));
+                return Err(err(
+                    "breakdown_levels",
+                    format!("unknown place level `{l}`"),
+                ));
             }
         }
         let mut residence = false;
@@ -493,13 +496,19 @@ impl Indicator {
         match def.method {
             Method::Import => {
                 if def.import.is_none() {
-                    return Err(err("import", "an imported indicator needs [import] file and why".into()));
+                    return Err(err(
+                        "import",
+                        "an imported indicator needs [import] file and why".into(),
+                    ));
                 }
                 return Ok(ind);
             }
             Method::Sii => {
                 if def.sii.is_none() {
-                    return Err(err("sii", "an SII indicator needs [sii] of = \"<indicator id>\"".into()));
+                    return Err(err(
+                        "sii",
+                        "an SII indicator needs [sii] of = \"<indicator id>\"".into(),
+                    ));
                 }
                 return Ok(ind);
             }
@@ -529,29 +538,34 @@ impl Indicator {
                 ))
             }
         };
-        let parse = |field: &str, s: &Option<String>, cols: &[String]| -> Result<Option<Expr>, DefError> {
-            let Some(s) = s else { return Ok(None) };
-            let e = expr::parse(s).map_err(|e| err(field, format!("`{s}`: {e}")))?;
-            let mut used = vec![];
-            e.columns(&mut used);
-            for c in used {
-                col_ok(field, &c, cols)?;
-            }
-            Ok(Some(e))
-        };
+        let parse =
+            |field: &str, s: &Option<String>, cols: &[String]| -> Result<Option<Expr>, DefError> {
+                let Some(s) = s else { return Ok(None) };
+                let e = expr::parse(s).map_err(|e| err(field, format!("`{s}`: {e}")))?;
+                let mut used = vec![];
+                e.columns(&mut used);
+                for c in used {
+                    col_ok(field, &c, cols)?;
+                }
+                Ok(Some(e))
+            };
         match (&units.when, &units.active) {
             (Some(w), None) => col_ok("units.when", w, &cols)?,
             (None, Some([a, b])) => {
                 col_ok("units.active", a, &cols)?;
                 col_ok("units.active", b, &cols)?;
                 if units.per != Per::Row {
-                    return Err(err("units.per", "a snapshot (`active`) counts rows; use per = \"row\"".into()));
+                    return Err(err(
+                        "units.per",
+                        "a snapshot (`active`) counts rows; use per = \"row\"".into(),
+                    ));
                 }
             }
             _ => {
                 return Err(err(
                     "units",
-                    "give exactly one of `when` (a date column) or `active` ([start, end] columns)".into(),
+                    "give exactly one of `when` (a date column) or `active` ([start, end] columns)"
+                        .into(),
                 ));
             }
         }
@@ -566,18 +580,29 @@ impl Indicator {
             for (i, r) in list.iter().enumerate() {
                 let f = format!("{field}.require[{i}]");
                 let rc = columns_of(&r.table).ok_or_else(|| {
-                    err(&format!("{f}.table"), format!("unknown table `{}`", r.table))
+                    err(
+                        &format!("{f}.table"),
+                        format!("unknown table `{}`", r.table),
+                    )
                 })?;
                 col_ok(&format!("{f}.when"), &r.when, &rc)?;
                 let anchor = r
                     .anchor
                     .clone()
                     .or_else(|| units.when.clone())
-                    .ok_or_else(|| err(&format!("{f}.anchor"), "a snapshot needs an explicit anchor".into()))?;
+                    .ok_or_else(|| {
+                        err(
+                            &format!("{f}.anchor"),
+                            "a snapshot needs an explicit anchor".into(),
+                        )
+                    })?;
                 col_ok(&format!("{f}.anchor"), &anchor, &cols)?;
                 if let Some(k) = &r.not_same {
                     if r.table != units.table {
-                        return Err(err(&format!("{f}.not_same"), "only for a requirement on the units' own table".into()));
+                        return Err(err(
+                            &format!("{f}.not_same"),
+                            "only for a requirement on the units' own table".into(),
+                        ));
                     }
                     col_ok(&format!("{f}.not_same"), k, &rc)?;
                 }
@@ -604,7 +629,10 @@ impl Indicator {
         ind.require = requires("units", &units.require)?;
         let num = def.numerator.clone().unwrap_or_default();
         if num.population {
-            return Err(err("numerator.population", "only a denominator can be a population".into()));
+            return Err(err(
+                "numerator.population",
+                "only a denominator can be a population".into(),
+            ));
         }
         ind.num_filter = parse("numerator.where", &num.filter, &cols)?;
         ind.num_value = parse("numerator.value", &num.value, &cols)?;
@@ -624,22 +652,34 @@ impl Indicator {
             });
         } else {
             if den.ages.is_some() || den.sex.is_some() {
-                return Err(err("denominator", "ages and sex apply to a population denominator (population = true)".into()));
+                return Err(err(
+                    "denominator",
+                    "ages and sex apply to a population denominator (population = true)".into(),
+                ));
             }
             ind.den_filter = parse("denominator.where", &den.filter, &cols)?;
             ind.den_value = parse("denominator.value", &den.value, &cols)?;
         }
-        let needs_pop = matches!(def.method, Method::Rate | Method::Dsr | Method::Le | Method::Hle);
+        let needs_pop = matches!(
+            def.method,
+            Method::Rate | Method::Dsr | Method::Le | Method::Hle
+        );
         if needs_pop && ind.population.is_none() {
             return Err(err(
                 "denominator.population",
-                format!("method {:?} needs a population denominator (population = true)", def.method),
+                format!(
+                    "method {:?} needs a population denominator (population = true)",
+                    def.method
+                ),
             ));
         }
         if !needs_pop && ind.population.is_some() {
             return Err(err(
                 "denominator.population",
-                format!("method {:?} divides by units, not by a population", def.method),
+                format!(
+                    "method {:?} divides by units, not by a population",
+                    def.method
+                ),
             ));
         }
         if def.method == Method::Hle {
@@ -655,10 +695,16 @@ impl Indicator {
             ind.health = Some((h.table.clone(), h.when.clone(), f, b));
         }
         if matches!(def.method, Method::Le | Method::Hle) && def.grain == Grain::Month {
-            return Err(err("grain", "life expectancy needs at least a quarter of deaths; use financial_year".into()));
+            return Err(err(
+                "grain",
+                "life expectancy needs at least a quarter of deaths; use financial_year".into(),
+            ));
         }
         if ind.provider && !cols.iter().any(|c| c == "provider_code") {
-            return Err(err("places", format!("table `{}` has no provider_code", ind.table)));
+            return Err(err(
+                "places",
+                format!("table `{}` has no provider_code", ind.table),
+            ));
         }
         Ok(ind)
     }

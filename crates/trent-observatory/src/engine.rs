@@ -33,7 +33,11 @@ pub async fn register_periods(c: &Ctx, grain: Grain) -> Result<String, ObsError>
     if c.ctx.table_exist(name.as_str())? {
         return Ok(name);
     }
-    let g = if grain == Grain::Rolling12m { Grain::Month } else { grain };
+    let g = if grain == Grain::Rolling12m {
+        Grain::Month
+    } else {
+        grain
+    };
     let ps = period::within(g, c.start, c.end);
     let schema = Arc::new(Schema::new(vec![
         Field::new("p", DataType::Int64, false),
@@ -49,8 +53,10 @@ pub async fn register_periods(c: &Ctx, grain: Grain) -> Result<String, ObsError>
             Arc::new(Date32Array::from(mids)),
         ],
     )?;
-    c.ctx
-        .register_table(name.as_str(), Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
+    c.ctx.register_table(
+        name.as_str(),
+        Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
+    )?;
     Ok(name)
 }
 
@@ -68,13 +74,25 @@ pub fn units_table(ind: &Indicator) -> String {
 /// With requirements, stage 1 selects the units with a row number and is materialised
 /// (as [`units_table`]) so the number is stable: DataFusion inlines CTEs, and a window
 /// computed twice over a parallel scan need not number rows the same way twice.
-pub fn units_sql(ind: &Indicator, grain: Grain, start: i32, end: i32, per_table: &str) -> (Option<String>, String) {
+pub fn units_sql(
+    ind: &Indicator,
+    grain: Grain,
+    start: i32,
+    end: i32,
+    per_table: &str,
+) -> (Option<String>, String) {
     let t = ind.table.as_str();
     // columns the expressions read
     let mut used: Vec<String> = vec![];
-    for e in [&ind.filter, &ind.num_filter, &ind.num_value, &ind.den_filter, &ind.den_value]
-        .into_iter()
-        .flatten()
+    for e in [
+        &ind.filter,
+        &ind.num_filter,
+        &ind.num_value,
+        &ind.den_filter,
+        &ind.den_value,
+    ]
+    .into_iter()
+    .flatten()
     {
         e.columns(&mut used);
     }
@@ -107,7 +125,11 @@ pub fn units_sql(ind: &Indicator, grain: Grain, start: i32, end: i32, per_table:
         if c == "person_id" {
             continue;
         }
-        let s = if c == "age" { age_sql(&date) } else { column_sql(t, c) };
+        let s = if c == "age" {
+            age_sql(&date)
+        } else {
+            column_sql(t, c)
+        };
         cols.push(format!("{s} AS {}", q(c)));
     }
     let pidx = if ind.active.is_some() {
@@ -140,7 +162,9 @@ pub fn units_sql(ind: &Indicator, grain: Grain, start: i32, end: i32, per_table:
     let needs_uid = !(ind.require.is_empty() && ind.num_require.is_empty());
     let (stage1, mut sql) = if needs_uid {
         (
-            Some(format!("{head}\nSELECT *, row_number() OVER () AS __uid FROM b")),
+            Some(format!(
+                "{head}\nSELECT *, row_number() OVER () AS __uid FROM b"
+            )),
             format!("WITH u0 AS (SELECT * FROM {})", units_table(ind)),
         )
     } else {
@@ -157,7 +181,11 @@ pub fn units_sql(ind: &Indicator, grain: Grain, start: i32, end: i32, per_table:
         }
         let odate = date_sql(&r.table, &r.when);
         for c in &oused {
-            let s = if c == "age" { age_sql(&odate) } else { column_sql(&r.table, c) };
+            let s = if c == "age" {
+                age_sql(&odate)
+            } else {
+                column_sql(&r.table, c)
+            };
             ocols.push(format!("{s} AS {}", q(c)));
         }
         if let Some(k) = &r.not_same {
@@ -216,7 +244,10 @@ pub fn units_sql(ind: &Indicator, grain: Grain, start: i32, end: i32, per_table:
     let num = if num_cond.is_empty() {
         num_val
     } else {
-        format!("CASE WHEN {} THEN {num_val} ELSE 0.0 END", num_cond.join(" AND "))
+        format!(
+            "CASE WHEN {} THEN {num_val} ELSE 0.0 END",
+            num_cond.join(" AND ")
+        )
     };
     let den = if ind.population.is_some() {
         "0.0".to_string()
@@ -237,7 +268,11 @@ pub fn units_sql(ind: &Indicator, grain: Grain, start: i32, end: i32, per_table:
     let last = match ind.per {
         Per::Row => "m".to_string(),
         p => {
-            let dir = if p == Per::PersonLatest { "DESC" } else { "ASC" };
+            let dir = if p == Per::PersonLatest {
+                "DESC"
+            } else {
+                "ASC"
+            };
             sql.push_str(&format!(
                 ",\n d AS (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY person_id, __p ORDER BY __day {dir}, __num DESC, __den DESC) AS __rn FROM m) WHERE __rn = 1)"
             ));
@@ -251,7 +286,12 @@ pub fn units_sql(ind: &Indicator, grain: Grain, start: i32, end: i32, per_table:
 }
 
 /// Run an indicator's units through DataFusion and roll them up.
-pub async fn units(c: &Ctx, ind: &Indicator, places: &mut Places, rollup: &mut Rollup) -> Result<(), ObsError> {
+pub async fn units(
+    c: &Ctx,
+    ind: &Indicator,
+    places: &mut Places,
+    rollup: &mut Rollup,
+) -> Result<(), ObsError> {
     let per = register_periods(c, ind.def.grain).await?;
     let (stage1, sql) = units_sql(ind, ind.def.grain, c.start, c.end, &per);
     let fail = |what: &str, e: datafusion::error::DataFusionError| ObsError::Indicator {
@@ -260,11 +300,19 @@ pub async fn units(c: &Ctx, ind: &Indicator, places: &mut Places, rollup: &mut R
     };
     let name = units_table(ind);
     if let Some(s1) = stage1 {
-        let df = c.ctx.sql(&s1).await.map_err(|e| fail("planning its units failed", e))?;
+        let df = c
+            .ctx
+            .sql(&s1)
+            .await
+            .map_err(|e| fail("planning its units failed", e))?;
         let schema = Arc::new(df.schema().as_arrow().clone());
-        let parts = df.collect_partitioned().await.map_err(|e| fail("selecting its units failed", e))?;
+        let parts = df
+            .collect_partitioned()
+            .await
+            .map_err(|e| fail("selecting its units failed", e))?;
         c.ctx.deregister_table(name.as_str())?;
-        c.ctx.register_table(name.as_str(), Arc::new(MemTable::try_new(schema, parts)?))?;
+        c.ctx
+            .register_table(name.as_str(), Arc::new(MemTable::try_new(schema, parts)?))?;
     }
     let df = c.ctx.sql(&sql).await.map_err(|e| ObsError::Indicator {
         id: ind.def.id.clone(),
@@ -278,7 +326,13 @@ pub async fn units(c: &Ctx, ind: &Indicator, places: &mut Places, rollup: &mut R
     let utf8 = |b: &RecordBatch, i: usize| arrow::compute::cast(b.column(i), &DataType::Utf8);
     for b in &batches {
         let p = b.column(0).as_primitive::<Int64Type>();
-        let (pr, di, sex, eth, prov) = (utf8(b, 1)?, utf8(b, 2)?, utf8(b, 4)?, utf8(b, 6)?, utf8(b, 7)?);
+        let (pr, di, sex, eth, prov) = (
+            utf8(b, 1)?,
+            utf8(b, 2)?,
+            utf8(b, 4)?,
+            utf8(b, 6)?,
+            utf8(b, 7)?,
+        );
         let (pr, di, sex, eth, prov) = (
             pr.as_string::<i32>(),
             di.as_string::<i32>(),
@@ -376,7 +430,11 @@ pub async fn people(ctx: &SessionContext, places: &mut Places) -> Result<Vec<Per
 /// The periods population is counted in for a grain (months for rolling windows) and
 /// each one's person-years per person.
 pub fn pop_periods(grain: Grain, start: i32, end: i32) -> (Grain, Vec<(i64, i32, f64)>) {
-    let g = if grain == Grain::Rolling12m { Grain::Month } else { grain };
+    let g = if grain == Grain::Rolling12m {
+        Grain::Month
+    } else {
+        grain
+    };
     let ps = period::within(g, start, end)
         .into_iter()
         .map(|p| {
@@ -402,10 +460,12 @@ pub fn population(
     // local indexes
     let mut practices: Vec<u32> = places.practice_chain.keys().copied().collect();
     practices.sort();
-    let pr_local: HashMap<u32, usize> = practices.iter().enumerate().map(|(i, &p)| (p, i)).collect();
+    let pr_local: HashMap<u32, usize> =
+        practices.iter().enumerate().map(|(i, &p)| (p, i)).collect();
     let mut districts: Vec<u32> = places.district_la.keys().copied().collect();
     districts.sort();
-    let di_local: HashMap<u32, usize> = districts.iter().enumerate().map(|(i, &p)| (p, i)).collect();
+    let di_local: HashMap<u32, usize> =
+        districts.iter().enumerate().map(|(i, &p)| (p, i)).collect();
     let (np, nd) = (practices.len() + 1, districts.len() + 1);
     let sex_ok = |s: usize| match pop.sex.as_deref() {
         Some("F") => s == 0,
@@ -421,7 +481,10 @@ pub fn population(
         }
         for k in 0..(if rolling { 12 } else { 1 }) {
             let e = out
-                .entry(Key { period: key.period + k, ..key })
+                .entry(Key {
+                    period: key.period + k,
+                    ..key
+                })
                 .or_insert_with(|| [[Cell::default(); AGE_GROUPS]; 2]);
             for s in 0..2 {
                 for a in 0..AGE_GROUPS {
@@ -430,8 +493,14 @@ pub fn population(
             }
         }
     };
-    let pr_of: Vec<usize> = people.iter().map(|r| pr_local.get(&r.practice).copied().unwrap_or(np - 1)).collect();
-    let di_of: Vec<usize> = people.iter().map(|r| di_local.get(&r.district).copied().unwrap_or(nd - 1)).collect();
+    let pr_of: Vec<usize> = people
+        .iter()
+        .map(|r| pr_local.get(&r.practice).copied().unwrap_or(np - 1))
+        .collect();
+    let di_of: Vec<usize> = people
+        .iter()
+        .map(|r| di_local.get(&r.district).copied().unwrap_or(nd - 1))
+        .collect();
     for &(p, mid, py) in &ps {
         let mut a_pr = vec![0.0; np * CELLS];
         let mut a_di = vec![0.0; nd * CELLS];
@@ -460,7 +529,13 @@ pub fn population(
             q_di[(di * 5 + qd) * CELLS + c] += py;
             e_di[(di * 6 + r.eth) * CELLS + c] += py;
         }
-        let key = |level: u8, place: u32| Key { level, place, period: p, breakdown: 0, value: 0 };
+        let key = |level: u8, place: u32| Key {
+            level,
+            place,
+            period: p,
+            breakdown: 0,
+            value: 0,
+        };
         // practices and their chain
         let mut chain_sum: HashMap<(u8, u32), Vec<f64>> = HashMap::new();
         let add = |m: &mut HashMap<(u8, u32), Vec<f64>>, k: (u8, u32), arr: &[f64]| {
@@ -477,10 +552,18 @@ pub fn population(
                 add(&mut chain_sum, (l, c), arr);
             }
             for b in 0..5 {
-                add(&mut chain_sum, (100 + b as u8, ccg), &q_pr[(li * 5 + b) * CELLS..(li * 5 + b + 1) * CELLS]);
+                add(
+                    &mut chain_sum,
+                    (100 + b as u8, ccg),
+                    &q_pr[(li * 5 + b) * CELLS..(li * 5 + b + 1) * CELLS],
+                );
             }
             for b in 0..6 {
-                add(&mut chain_sum, (110 + b as u8, ccg), &e_pr[(li * 6 + b) * CELLS..(li * 6 + b + 1) * CELLS]);
+                add(
+                    &mut chain_sum,
+                    (110 + b as u8, ccg),
+                    &e_pr[(li * 6 + b) * CELLS..(li * 6 + b + 1) * CELLS],
+                );
             }
         }
         for (li, &di) in districts.iter().enumerate() {
@@ -489,10 +572,18 @@ pub fn population(
             let la = places.district_la[&di];
             add(&mut chain_sum, (6, la), arr);
             for b in 0..5 {
-                add(&mut chain_sum, (120 + b as u8, la), &q_di[(li * 5 + b) * CELLS..(li * 5 + b + 1) * CELLS]);
+                add(
+                    &mut chain_sum,
+                    (120 + b as u8, la),
+                    &q_di[(li * 5 + b) * CELLS..(li * 5 + b + 1) * CELLS],
+                );
             }
             for b in 0..6 {
-                add(&mut chain_sum, (130 + b as u8, la), &e_di[(li * 6 + b) * CELLS..(li * 6 + b + 1) * CELLS]);
+                add(
+                    &mut chain_sum,
+                    (130 + b as u8, la),
+                    &e_di[(li * 6 + b) * CELLS..(li * 6 + b + 1) * CELLS],
+                );
             }
         }
         for (d, arr) in a_imd.chunks(CELLS).enumerate() {
@@ -521,20 +612,62 @@ pub fn population(
         }
         put(key(0, places.stp), &stp);
         for b in 0..5 {
-            put(Key { breakdown: 1, value: b as u8, ..key(0, places.stp) }, &stp_q[b * CELLS..(b + 1) * CELLS]);
+            put(
+                Key {
+                    breakdown: 1,
+                    value: b as u8,
+                    ..key(0, places.stp)
+                },
+                &stp_q[b * CELLS..(b + 1) * CELLS],
+            );
         }
         for b in 0..6 {
-            put(Key { breakdown: 2, value: b as u8, ..key(0, places.stp) }, &stp_e[b * CELLS..(b + 1) * CELLS]);
+            put(
+                Key {
+                    breakdown: 2,
+                    value: b as u8,
+                    ..key(0, places.stp)
+                },
+                &stp_e[b * CELLS..(b + 1) * CELLS],
+            );
         }
         let mut sums: Vec<_> = chain_sum.into_iter().collect();
         sums.sort_by_key(|(k, _)| *k);
         for ((l, place), arr) in sums {
             match l {
                 0..=9 => put(key(l, place), &arr),
-                100..=104 => put(Key { breakdown: 1, value: l - 100, ..key(2, place) }, &arr),
-                110..=115 => put(Key { breakdown: 2, value: l - 110, ..key(2, place) }, &arr),
-                120..=124 => put(Key { breakdown: 1, value: l - 120, ..key(6, place) }, &arr),
-                _ => put(Key { breakdown: 2, value: l - 130, ..key(6, place) }, &arr),
+                100..=104 => put(
+                    Key {
+                        breakdown: 1,
+                        value: l - 100,
+                        ..key(2, place)
+                    },
+                    &arr,
+                ),
+                110..=115 => put(
+                    Key {
+                        breakdown: 2,
+                        value: l - 110,
+                        ..key(2, place)
+                    },
+                    &arr,
+                ),
+                120..=124 => put(
+                    Key {
+                        breakdown: 1,
+                        value: l - 120,
+                        ..key(6, place)
+                    },
+                    &arr,
+                ),
+                _ => put(
+                    Key {
+                        breakdown: 2,
+                        value: l - 130,
+                        ..key(6, place)
+                    },
+                    &arr,
+                ),
             }
         }
     }

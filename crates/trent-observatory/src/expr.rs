@@ -160,7 +160,9 @@ fn lex(s: &str) -> Result<Vec<(usize, Tok)>, ParseError> {
             i += 1;
         } else if c.is_ascii_digit() || (c == '.' && i + 1 < b.len() && b[i + 1].is_ascii_digit()) {
             let st = i;
-            while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.' || b[i] == b'e' || b[i] == b'E') {
+            while i < b.len()
+                && (b[i].is_ascii_digit() || b[i] == b'.' || b[i] == b'e' || b[i] == b'E')
+            {
                 i += 1;
             }
             let t = &s[st..i];
@@ -659,13 +661,21 @@ mod tests {
         let e = parse("setting = 'apc' and los_days >= 2 and not (los_days > 10)").unwrap();
         assert!(e.eval(&row).is_true());
         assert!(parse("code starts_with 'I2'").unwrap().eval(&row).is_true());
-        assert!(parse("code in ('I219', 'I10')").unwrap().eval(&row).is_true());
+        assert!(
+            parse("code in ('I219', 'I10')")
+                .unwrap()
+                .eval(&row)
+                .is_true()
+        );
         assert!(parse("code not in ('I10')").unwrap().eval(&row).is_true());
         assert!(parse("dx is null").unwrap().eval(&row).is_true());
         // three-valued logic: null comparisons are not true
         assert_eq!(parse("dx = 'x'").unwrap().eval(&row), Value::Null);
         assert!(!parse("not (dx = 'x')").unwrap().eval(&row).is_true());
-        assert_eq!(parse("los_days * 2 - 1").unwrap().eval(&row), Value::Num(5.0));
+        assert_eq!(
+            parse("los_days * 2 - 1").unwrap().eval(&row),
+            Value::Num(5.0)
+        );
         assert_eq!(parse("los_days / 0").unwrap().eval(&row), Value::Null);
         assert_eq!(
             parse("setting = 'a''b'").unwrap().sql(Some("u")),
@@ -678,8 +688,18 @@ mod tests {
         let e = parse("setting = ").unwrap_err();
         assert_eq!(e.at, 10);
         assert!(parse("code in 'x'").unwrap_err().message.contains("("));
-        assert!(parse("a = 'open").unwrap_err().message.contains("unterminated"));
+        assert!(
+            parse("a = 'open")
+                .unwrap_err()
+                .message
+                .contains("unterminated")
+        );
         assert!(parse("a = 1 b").unwrap_err().message.contains("after"));
-        assert!(parse("a ; b").unwrap_err().message.contains("unexpected character"));
+        assert!(
+            parse("a ; b")
+                .unwrap_err()
+                .message
+                .contains("unexpected character")
+        );
     }
 }

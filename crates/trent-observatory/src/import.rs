@@ -14,12 +14,20 @@ use crate::period;
 use crate::rollup::{LEVELS, Places};
 
 /// Rows of an imported indicator.
-pub fn rows(ind: &Indicator, dir: Option<&Path>, places: &Places, lake_batch: &str) -> Result<Vec<(IndicatorValue, Exact)>, ObsError> {
+pub fn rows(
+    ind: &Indicator,
+    dir: Option<&Path>,
+    places: &Places,
+    lake_batch: &str,
+) -> Result<Vec<(IndicatorValue, Exact)>, ObsError> {
     let imp = ind.def.import.as_ref().expect("checked");
     let (name, text) = match dir {
         Some(d) => {
             let p = d.join(&imp.file);
-            let t = std::fs::read_to_string(&p).map_err(|e| ObsError::File { path: p.display().to_string(), message: e.to_string() })?;
+            let t = std::fs::read_to_string(&p).map_err(|e| ObsError::File {
+                path: p.display().to_string(),
+                message: e.to_string(),
+            })?;
             (p.display().to_string(), t)
         }
         None => {
@@ -27,21 +35,43 @@ pub fn rows(ind: &Indicator, dir: Option<&Path>, places: &Places, lake_batch: &s
                 .iter()
                 .find(|(n, _)| *n == imp.file)
                 .map(|(_, t)| t.to_string())
-                .ok_or_else(|| ObsError::File { path: format!("config/indicators/{}", imp.file), message: "not bundled".into() })?;
+                .ok_or_else(|| ObsError::File {
+                    path: format!("config/indicators/{}", imp.file),
+                    message: "not bundled".into(),
+                })?;
             (format!("config/indicators/{}", imp.file), t)
         }
     };
-    let err = |line: usize, m: String| ObsError::File { path: format!("{name}:{line}"), message: m };
+    let err = |line: usize, m: String| ObsError::File {
+        path: format!("{name}:{line}"),
+        message: m,
+    };
     let mut lines = text.lines().enumerate();
-    let header: Vec<&str> = lines.next().map(|(_, h)| h.split(',').map(str::trim).collect()).unwrap_or_default();
+    let header: Vec<&str> = lines
+        .next()
+        .map(|(_, h)| h.split(',').map(str::trim).collect())
+        .unwrap_or_default();
     let col = |n: &str| header.iter().position(|h| *h == n);
     let (Some(cp), Some(cpe), Some(_)) = (col("place"), col("period"), col("value")) else {
-        return Err(err(1, format!("the header must name place, period and value (found: {})", header.join(","))));
+        return Err(err(
+            1,
+            format!(
+                "the header must name place, period and value (found: {})",
+                header.join(",")
+            ),
+        ));
     };
     let opt = |f: &[&str], n: &str, line: usize| -> Result<Option<f64>, ObsError> {
-        match col(n).and_then(|i| f.get(i)).map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        match col(n)
+            .and_then(|i| f.get(i))
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+        {
             None => Ok(None),
-            Some(s) => s.parse().map(Some).map_err(|_| err(line, format!("{n} `{s}` is not a number"))),
+            Some(s) => s
+                .parse()
+                .map(Some)
+                .map_err(|_| err(line, format!("{n} `{s}` is not a number"))),
         }
     };
     let mut seen = HashSet::new();
@@ -53,7 +83,10 @@ pub fn rows(ind: &Indicator, dir: Option<&Path>, places: &Places, lake_batch: &s
         }
         let f: Vec<&str> = l.split(',').collect();
         if f.len() != header.len() {
-            return Err(err(line, format!("{} fields, the header has {}", f.len(), header.len())));
+            return Err(err(
+                line,
+                format!("{} fields, the header has {}", f.len(), header.len()),
+            ));
         }
         let place = f[cp].trim();
         let Some(pi) = places.get(place) else {
@@ -63,7 +96,10 @@ pub fn rows(ind: &Indicator, dir: Option<&Path>, places: &Places, lake_batch: &s
             return Err(err(line, format!("`{}` is not a period", f[cpe].trim())));
         };
         if !seen.insert((place.to_string(), f[cpe].trim().to_string())) {
-            return Err(err(line, format!("duplicate row for {place} {}", f[cpe].trim())));
+            return Err(err(
+                line,
+                format!("duplicate row for {place} {}", f[cpe].trim()),
+            ));
         }
         let value = opt(&f, "value", line)?.ok_or_else(|| err(line, "value is empty".into()))?;
         let (a, b) = period::bounds(g, p);
@@ -95,7 +131,13 @@ pub fn rows(ind: &Indicator, dir: Option<&Path>, places: &Places, lake_batch: &s
             unit: ind.def.unit.clone(),
         };
         apply_marks(ind, &mut row, places, a + (b - a) / 2);
-        out.push((row, Exact { value: Some(value), ..Exact::default() }));
+        out.push((
+            row,
+            Exact {
+                value: Some(value),
+                ..Exact::default()
+            },
+        ));
     }
     Ok(out)
 }

@@ -124,20 +124,41 @@ mod tests {
         let apr14 = time::days(2014, 4, 1);
         let mi = month_index(apr14);
         assert_eq!(label(Grain::Month, mi), "2014-04");
-        assert_eq!(label(Grain::FinancialYear, of_month(Grain::FinancialYear, mi)), "2014/15");
-        assert_eq!(label(Grain::Quarter, of_month(Grain::Quarter, mi)), "2014/15 Q1");
+        assert_eq!(
+            label(Grain::FinancialYear, of_month(Grain::FinancialYear, mi)),
+            "2014/15"
+        );
+        assert_eq!(
+            label(Grain::Quarter, of_month(Grain::Quarter, mi)),
+            "2014/15 Q1"
+        );
         let mar15 = month_index(time::days(2015, 3, 31));
-        assert_eq!(label(Grain::Quarter, of_month(Grain::Quarter, mar15)), "2014/15 Q4");
+        assert_eq!(
+            label(Grain::Quarter, of_month(Grain::Quarter, mar15)),
+            "2014/15 Q4"
+        );
         assert_eq!(of_month(Grain::FinancialYear, mar15), 2014);
-        assert_eq!(bounds(Grain::FinancialYear, 2014), (apr14, time::days(2015, 4, 1)));
+        assert_eq!(
+            bounds(Grain::FinancialYear, 2014),
+            (apr14, time::days(2015, 4, 1))
+        );
         let fys = within(Grain::FinancialYear, apr14, time::days(2019, 4, 1));
         assert_eq!(fys, vec![2014, 2015, 2016, 2017, 2018]);
-        assert_eq!(within(Grain::Month, apr14, time::days(2019, 4, 1)).len(), 60);
-        assert_eq!(within(Grain::Rolling12m, apr14, time::days(2019, 4, 1)).len(), 49);
+        assert_eq!(
+            within(Grain::Month, apr14, time::days(2019, 4, 1)).len(),
+            60
+        );
+        assert_eq!(
+            within(Grain::Rolling12m, apr14, time::days(2019, 4, 1)).len(),
+            49
+        );
         assert_eq!(parse_label("2014/15"), Some((Grain::FinancialYear, 2014)));
         assert_eq!(parse_label("2020-21"), Some((Grain::FinancialYear, 2020)));
         assert_eq!(parse_label("2014-04"), Some((Grain::Month, mi)));
-        assert_eq!(parse_label("2014/15 Q4"), Some((Grain::Quarter, 2014 * 4 + 3)));
+        assert_eq!(
+            parse_label("2014/15 Q4"),
+            Some((Grain::Quarter, 2014 * 4 + 3))
+        );
         assert_eq!(parse_label("2014/16"), None);
         assert_eq!(parse_label("soon"), None);
     }

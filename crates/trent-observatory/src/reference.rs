@@ -36,7 +36,9 @@ impl Tables {
                 continue;
             }
             let rows = read_rows(ctx, t).await?;
-            let pi = rows.col("person_id").expect("every lake table has person_id");
+            let pi = rows
+                .col("person_id")
+                .expect("every lake table has person_id");
             let mut by_person: HashMap<i64, Vec<usize>> = HashMap::new();
             for (i, r) in rows.rows.iter().enumerate() {
                 if let Some(id) = r[pi].num() {
@@ -71,14 +73,19 @@ impl Tables {
         if let Some(c) = rows.col(col) {
             return r[c].clone();
         }
-        let pid = r[rows.col("person_id").expect("person_id")].num().unwrap_or(-1.0) as i64;
+        let pid = r[rows.col("person_id").expect("person_id")]
+            .num()
+            .unwrap_or(-1.0) as i64;
         match col {
             "age" => match self.person_val(pid, "birth_month").num() {
                 Some(b) => Value::Num(age_on(b as i32, day) as f64),
                 None => Value::Null,
             },
             "duration_minutes" => {
-                let (s, e) = (rows.col("start_ts").expect("activity"), rows.col("end_ts").expect("activity"));
+                let (s, e) = (
+                    rows.col("start_ts").expect("activity"),
+                    rows.col("end_ts").expect("activity"),
+                );
                 match (rows.micros[&s][i], rows.micros[&e][i]) {
                     (Some(s), Some(e)) => Value::Num((e as f64 / 1e6 - s as f64 / 1e6) / 60.0),
                     _ => Value::Null,
@@ -105,7 +112,9 @@ impl Tables {
         let (orows, oidx) = &self.tables[&r.table];
         let wc = orows.col(&r.when).expect("checked");
         for &j in oidx.get(&pid).map(|v| v.as_slice()).unwrap_or(&[]) {
-            let Some(w) = orows.rows[j][wc].num() else { continue };
+            let Some(w) = orows.rows[j][wc].num() else {
+                continue;
+            };
             let w = w as i64;
             if w < anchor + r.within[0] as i64 || w > anchor + r.within[1] as i64 {
                 continue;
@@ -174,11 +183,19 @@ pub fn units(
             (None, Some([a, b])) => {
                 let s = rows.rows[i][rows.col(a).expect("checked")].num();
                 let e = rows.rows[i][rows.col(b).expect("checked")].num();
-                let g = if grain == Grain::Rolling12m { Grain::Month } else { grain };
+                let g = if grain == Grain::Rolling12m {
+                    Grain::Month
+                } else {
+                    grain
+                };
                 if let Some(s) = s {
                     for p in period::within(g, start, end) {
                         let mid = period::mid(g, p);
-                        if (s as i32) <= mid && e.is_none_or(|e| (e as i32) > mid) && mid >= start && mid < end {
+                        if (s as i32) <= mid
+                            && e.is_none_or(|e| (e as i32) > mid)
+                            && mid >= start
+                            && mid < end
+                        {
                             at.push((p, mid));
                         }
                     }
@@ -193,11 +210,21 @@ pub fn units(
             {
                 continue;
             }
-            if !ind.require.iter().all(|r| t.exists(table, i, day, pid, r) != r.absent) {
+            if !ind
+                .require
+                .iter()
+                .all(|r| t.exists(table, i, day, pid, r) != r.absent)
+            {
                 continue;
             }
-            let num_ok = ind.num_filter.as_ref().is_none_or(|f| f.eval(&get).is_true())
-                && ind.num_require.iter().all(|r| t.exists(table, i, day, pid, r) != r.absent);
+            let num_ok = ind
+                .num_filter
+                .as_ref()
+                .is_none_or(|f| f.eval(&get).is_true())
+                && ind
+                    .num_require
+                    .iter()
+                    .all(|r| t.exists(table, i, day, pid, r) != r.absent);
             let val = |e: &Option<crate::expr::Expr>| match e {
                 Some(v) => v.eval(&get).num().unwrap_or(0.0),
                 None => 1.0,
@@ -205,7 +232,11 @@ pub fn units(
             let num = if num_ok { val(&ind.num_value) } else { 0.0 };
             let den = if ind.population.is_some() {
                 0.0
-            } else if ind.den_filter.as_ref().is_none_or(|f| f.eval(&get).is_true()) {
+            } else if ind
+                .den_filter
+                .as_ref()
+                .is_none_or(|f| f.eval(&get).is_true())
+            {
                 val(&ind.den_value)
             } else {
                 0.0
@@ -222,7 +253,15 @@ pub fn units(
             } else {
                 None
             };
-            units.push(Unit { pid, period: p, day, num, den, age, provider });
+            units.push(Unit {
+                pid,
+                period: p,
+                day,
+                num,
+                den,
+                age,
+                provider,
+            });
         }
     }
     if ind.per != Per::Row {
@@ -244,14 +283,31 @@ pub fn units(
         }
         let mut keep: Vec<usize> = best.into_values().collect();
         keep.sort();
-        units = keep.into_iter().map(|k| std::mem::replace(&mut units[k], Unit { pid: 0, period: 0, day: 0, num: 0.0, den: 0.0, age: 0, provider: None })).collect();
+        units = keep
+            .into_iter()
+            .map(|k| {
+                std::mem::replace(
+                    &mut units[k],
+                    Unit {
+                        pid: 0,
+                        period: 0,
+                        day: 0,
+                        num: 0.0,
+                        den: 0.0,
+                        age: 0,
+                        provider: None,
+                    },
+                )
+            })
+            .collect();
     }
     for u in &units {
         let s = |c: &str| match t.person_val(u.pid, c) {
             Value::Str(s) => s,
             _ => String::new(),
         };
-        let (practice, district, sex, eth) = (s("practice_code"), s("district"), s("sex"), s("ethnicity"));
+        let (practice, district, sex, eth) =
+            (s("practice_code"), s("district"), s("sex"), s("ethnicity"));
         let imd = t.person_val(u.pid, "imd_decile").num().unwrap_or(0.0) as i64;
         let d = Dims {
             period: u.period,
@@ -263,14 +319,33 @@ pub fn units(
             ethnicity: &eth,
             provider: u.provider.as_deref(),
         };
-        let cell = Cell { n: 1.0, num: u.num, num2: u.num * u.num, den: u.den, ..Cell::default() };
+        let cell = Cell {
+            n: 1.0,
+            num: u.num,
+            num2: u.num * u.num,
+            den: u.den,
+            ..Cell::default()
+        };
         rollup.add(places, &d, &cell);
     }
 }
 
 /// Population row by row: every person, every period, through [`Rollup::add`].
-pub fn population(people: &[PersonRow], places: &mut Places, grain: Grain, pop: &Population, start: i32, end: i32) -> Rollup {
-    let mut r = Rollup::new(true, false, vec![0, 2, 6], vec![1, 2], grain == Grain::Rolling12m);
+pub fn population(
+    people: &[PersonRow],
+    places: &mut Places,
+    grain: Grain,
+    pop: &Population,
+    start: i32,
+    end: i32,
+) -> Rollup {
+    let mut r = Rollup::new(
+        true,
+        false,
+        vec![0, 2, 6],
+        vec![1, 2],
+        grain == Grain::Rolling12m,
+    );
     let (_, ps) = pop_periods(grain, start, end);
     for &(p, mid, py) in &ps {
         for person in people {
@@ -297,7 +372,14 @@ pub fn population(people: &[PersonRow], places: &mut Places, grain: Grain, pop: 
                 ethnicity: &person.ethnicity,
                 provider: None,
             };
-            r.add(places, &d, &Cell { py, ..Cell::default() });
+            r.add(
+                places,
+                &d,
+                &Cell {
+                    py,
+                    ..Cell::default()
+                },
+            );
         }
     }
     r

@@ -249,7 +249,13 @@ pub struct Rollup {
 
 impl Rollup {
     /// An empty roll-up.
-    pub fn new(residence: bool, provider: bool, breakdown_levels: Vec<u8>, breakdowns: Vec<u8>, rolling: bool) -> Rollup {
+    pub fn new(
+        residence: bool,
+        provider: bool,
+        breakdown_levels: Vec<u8>,
+        breakdowns: Vec<u8>,
+        rolling: bool,
+    ) -> Rollup {
         Rollup {
             cells: HashMap::new(),
             residence,
@@ -267,7 +273,10 @@ impl Rollup {
                 period: key.period + k,
                 ..key
             };
-            self.cells.entry(key).or_insert_with(|| [[Cell::default(); AGE_GROUPS]; 2])[sex][ag].add(c);
+            self.cells
+                .entry(key)
+                .or_insert_with(|| [[Cell::default(); AGE_GROUPS]; 2])[sex][ag]
+                .add(c);
         }
     }
 
@@ -312,7 +321,16 @@ impl Rollup {
             if self.breakdown_levels.contains(&level) {
                 for b in self.breakdowns.clone() {
                     let value = if b == 1 { q } else { e };
-                    self.put(Key { breakdown: b, value, ..base }, sex, ag, c);
+                    self.put(
+                        Key {
+                            breakdown: b,
+                            value,
+                            ..base
+                        },
+                        sex,
+                        ag,
+                        c,
+                    );
                 }
             }
         }

@@ -9,11 +9,11 @@ use std::time::Instant;
 use arrow::array::AsArray;
 use trent_lake::Lake;
 
-use crate::compute::{Exact, Inputs, IndicatorValue};
+use crate::compute::{Exact, IndicatorValue, Inputs};
 use crate::definition::{self, Grain, Indicator, Method, Population};
 use crate::engine::{self, Ctx, PersonRow};
 use crate::error::{DefError, ObsError};
-use crate::rollup::{Agg, Key, Places, Rollup, STORED_BREAKDOWNS, LEVELS};
+use crate::rollup::{Agg, Key, LEVELS, Places, Rollup, STORED_BREAKDOWNS};
 use crate::{period, reference};
 
 /// What to run.
@@ -42,6 +42,10 @@ pub struct RunReport {
     pub timings: Vec<(String, f64)>,
     /// the indicators run
     pub indicators: Vec<Indicator>,
+    /// funnel-plot points of every indicator
+    pub funnels: Vec<crate::funnel::FunnelPoint>,
+    /// the referral dashboard (full runs only)
+    pub referrals: Vec<crate::referrals::ReferralRow>,
 }
 
 /// Read the organisation table into places.
@@ -72,11 +76,14 @@ pub async fn places(ctx: &datafusion::prelude::SessionContext) -> Result<Places,
     let mut places = Places::from_orgs(&rows);
     for d in 1..=10 {
         let i = places.intern(&format!("IMD{d}"));
-        places.names[i as usize] = format!("IMD decile {d}{}", match d {
-            1 => " (most deprived)",
-            10 => " (least deprived)",
-            _ => "",
-        });
+        places.names[i as usize] = format!(
+            "IMD decile {d}{}",
+            match d {
+                1 => " (most deprived)",
+                10 => " (least deprived)",
+                _ => "",
+            }
+        );
     }
     Ok(places)
 }
@@ -94,9 +101,20 @@ fn new_rollup(ind: &Indicator) -> Rollup {
         .def
         .breakdowns
         .iter()
-        .filter_map(|b| STORED_BREAKDOWNS.iter().position(|x| x == b).map(|i| i as u8))
+        .filter_map(|b| {
+            STORED_BREAKDOWNS
+                .iter()
+                .position(|x| x == b)
+                .map(|i| i as u8)
+        })
         .collect();
-    Rollup::new(ind.residence, ind.provider, levels, bds, ind.def.grain == Grain::Rolling12m)
+    Rollup::new(
+        ind.residence,
+        ind.provider,
+        levels,
+        bds,
+        ind.def.grain == Grain::Rolling12m,
+    )
 }
 
 /// The HLE health question as an indicator of its own (units: responses; numerator: not good).
@@ -119,17 +137,24 @@ fn health_indicator(ind: &Indicator) -> Option<Indicator> {
     Some(h)
 }
 
+/// A population denominator's grain, ages and sex.
+type PopKey = (Grain, [i32; 2], Option<String>);
+
 struct State<'a> {
     c: Ctx,
     places: Places,
     people: Vec<PersonRow>,
-    pops: HashMap<(Grain, [i32; 2], Option<String>), HashMap<Key, Agg>>,
+    pops: HashMap<PopKey, HashMap<Key, Agg>>,
     tables: Option<reference::Tables>,
     lake: &'a Lake,
 }
 
 impl State<'_> {
-    async fn units(&mut self, ind: &Indicator, reference: bool) -> Result<HashMap<Key, Agg>, ObsError> {
+    async fn units(
+        &mut self,
+        ind: &Indicator,
+        reference: bool,
+    ) -> Result<HashMap<Key, Agg>, ObsError> {
         let mut r = new_rollup(ind);
         if reference {
             let t = self.tables.as_ref().expect("read");
@@ -140,13 +165,33 @@ impl State<'_> {
         Ok(r.cells)
     }
 
-    fn population(&mut self, grain: Grain, pop: &Population, reference: bool) -> &HashMap<Key, Agg> {
+    fn population(
+        &mut self,
+        grain: Grain,
+        pop: &Population,
+        reference: bool,
+    ) -> &HashMap<Key, Agg> {
         let key = (grain, pop.ages, pop.sex.clone());
         if !self.pops.contains_key(&key) {
             let m = if reference {
-                reference::population(&self.people, &mut self.places, grain, pop, self.c.start, self.c.end).cells
+                reference::population(
+                    &self.people,
+                    &mut self.places,
+                    grain,
+                    pop,
+                    self.c.start,
+                    self.c.end,
+                )
+                .cells
             } else {
-                engine::population(&self.people, &self.places, grain, pop, self.c.start, self.c.end)
+                engine::population(
+                    &self.people,
+                    &self.places,
+                    grain,
+                    pop,
+                    self.c.start,
+                    self.c.end,
+                )
             };
             self.pops.insert(key.clone(), m);
         }
@@ -159,8 +204,13 @@ pub async fn run(lake: &Lake, opts: &RunOptions) -> Result<RunReport, ObsError> 
     let (mut inds, def_errors) = definition::load(opts.dir.as_deref());
     if !opts.only.is_empty() {
         for id in &opts.only {
-            if !inds.iter().any(|i| &i.def.id == id) && !def_errors.iter().any(|e| e.file.contains(id.as_str())) {
-                return Err(ObsError::Indicator { id: id.clone(), message: "no such indicator in the catalogue".into() });
+            if !inds.iter().any(|i| &i.def.id == id)
+                && !def_errors.iter().any(|e| e.file.contains(id.as_str()))
+            {
+                return Err(ObsError::Indicator {
+                    id: id.clone(),
+                    message: "no such indicator in the catalogue".into(),
+                });
             }
         }
         let needed: Vec<String> = inds
@@ -172,7 +222,9 @@ pub async fn run(lake: &Lake, opts: &RunOptions) -> Result<RunReport, ObsError> 
     }
     let ctx = lake.session().await?;
     let start = trent_model::time::parse(&lake.catalog.span_start).unwrap_or(0);
-    let end = trent_model::time::parse(&lake.catalog.span_end).map(|d| d + 1).unwrap_or(0);
+    let end = trent_model::time::parse(&lake.catalog.span_end)
+        .map(|d| d + 1)
+        .unwrap_or(0);
     let mut places = places(&ctx).await?;
     let people = engine::people(&ctx, &mut places).await?;
     let tables = if opts.reference {
@@ -200,15 +252,20 @@ pub async fn run(lake: &Lake, opts: &RunOptions) -> Result<RunReport, ObsError> 
         tables,
         lake,
     };
-    let mut report = RunReport { def_errors, ..RunReport::default() };
+    let mut report = RunReport {
+        def_errors,
+        ..RunReport::default()
+    };
     // SIIs and imports after the indicators they read
     inds.sort_by_key(|i| matches!(i.def.method, Method::Sii));
+    report.indicators = inds.clone();
     for ind in &inds {
         let t0 = Instant::now();
         let res = compute_one(&mut st, ind, opts, &report).await;
         match res {
             Ok(rows) => {
                 let rows = crate::spc::apply(ind, rows);
+                report.funnels.extend(crate::funnel::points(ind, &rows));
                 for (v, e) in rows {
                     report.values.push(v);
                     report.exact.push(e);
@@ -216,10 +273,13 @@ pub async fn run(lake: &Lake, opts: &RunOptions) -> Result<RunReport, ObsError> 
             }
             Err(e) => report.failed.push((ind.def.id.clone(), e.to_string())),
         }
-        report.timings.push((ind.def.id.clone(), t0.elapsed().as_secs_f64()));
+        report
+            .timings
+            .push((ind.def.id.clone(), t0.elapsed().as_secs_f64()));
     }
-    let _ = st.lake;
-    report.indicators = inds;
+    if opts.only.is_empty() && !opts.reference {
+        report.referrals = crate::referrals::dashboard(&st.c, &st.people, &st.places).await?;
+    }
     Ok(report)
 }
 
@@ -247,7 +307,11 @@ async fn compute_one(
         _ => {}
     }
     let grain = ind.def.grain;
-    let g = if grain == Grain::Rolling12m { Grain::Month } else { grain };
+    let g = if grain == Grain::Rolling12m {
+        Grain::Month
+    } else {
+        grain
+    };
     let periods: Vec<i64> = if grain == Grain::Rolling12m {
         period::within(Grain::Rolling12m, st.c.start, st.c.end)
     } else {
@@ -256,7 +320,10 @@ async fn compute_one(
     if periods.is_empty() {
         return Err(ObsError::Indicator {
             id: ind.def.id.clone(),
-            message: format!("the lake ({} to {}) holds no whole {grain:?} period", st.lake.catalog.span_start, st.lake.catalog.span_end),
+            message: format!(
+                "the lake ({} to {}) holds no whole {grain:?} period",
+                st.lake.catalog.span_start, st.lake.catalog.span_end
+            ),
         });
     }
     let units = st.units(ind, opts.reference).await?;
@@ -264,10 +331,10 @@ async fn compute_one(
         Some(h) => Some(st.units(&h, opts.reference).await?),
         None => None,
     };
-    let pop = match &ind.population {
-        Some(p) => Some(st.population(grain, p, opts.reference).clone()),
-        None => None,
-    };
+    let pop = ind
+        .population
+        .as_ref()
+        .map(|p| st.population(grain, p, opts.reference).clone());
     Ok(crate::compute::rows(&Inputs {
         ind,
         units: &units,

@@ -14,27 +14,44 @@ use crate::stat;
 pub const MIN_POINTS: usize = 12;
 
 /// Set `variation` and `assurance` on every series long enough to chart.
-pub fn apply(ind: &Indicator, mut rows: Vec<(IndicatorValue, Exact)>) -> Vec<(IndicatorValue, Exact)> {
+pub fn apply(
+    ind: &Indicator,
+    mut rows: Vec<(IndicatorValue, Exact)>,
+) -> Vec<(IndicatorValue, Exact)> {
     let mut series: BTreeMap<(String, String, String, String), Vec<usize>> = BTreeMap::new();
     for (i, (r, _)) in rows.iter().enumerate() {
         series
-            .entry((r.level.clone(), r.place.clone(), r.breakdown.clone(), r.breakdown_value.clone()))
+            .entry((
+                r.level.clone(),
+                r.place.clone(),
+                r.breakdown.clone(),
+                r.breakdown_value.clone(),
+            ))
             .or_default()
             .push(i);
     }
     for idx in series.values() {
-        let pts: Vec<usize> = idx.iter().copied().filter(|&i| rows[i].0.value.is_some()).collect();
+        let pts: Vec<usize> = idx
+            .iter()
+            .copied()
+            .filter(|&i| rows[i].0.value.is_some())
+            .collect();
         if pts.len() < MIN_POINTS {
             continue;
         }
-        let values: Vec<f64> = pts.iter().map(|&i| rows[i].0.value.expect("filtered")).collect();
+        let values: Vec<f64> = pts
+            .iter()
+            .map(|&i| rows[i].0.value.expect("filtered"))
+            .collect();
         let target = rows[pts[0]].0.target;
         let improve = match ind.def.polarity {
             Polarity::Higher => Some(true),
             Polarity::Lower => Some(false),
             Polarity::Neither => None,
         };
-        let chart = stat::xmr(&values, improve, target);
+        let Some(chart) = stat::xmr(&values, improve, target) else {
+            continue;
+        };
         for (k, &i) in pts.iter().enumerate() {
             rows[i].0.variation = Some(chart.variation[k].clone());
             rows[i].0.assurance = chart.assurance.clone();

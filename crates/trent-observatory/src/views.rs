@@ -10,7 +10,9 @@
 use std::collections::HashMap;
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::{DataType, Date32Type, Float64Type, Int32Type, Int64Type, TimeUnit, TimestampMicrosecondType};
+use arrow::datatypes::{
+    DataType, Date32Type, Float64Type, Int32Type, Int64Type, TimeUnit, TimestampMicrosecondType,
+};
 use datafusion::prelude::SessionContext;
 use trent_model::schema::{self, ColType};
 use trent_model::time;
@@ -38,10 +40,12 @@ pub fn column_sql(table: &str, col: &str) -> String {
     }
     match (table, col) {
         ("activity", "duration_minutes") => {
-            "((date_part('epoch', t.\"end_ts\") - date_part('epoch', t.\"start_ts\")) / 60.0)".into()
+            "((date_part('epoch', t.\"end_ts\") - date_part('epoch', t.\"start_ts\")) / 60.0)"
+                .into()
         }
         ("activity", "delayed_days") => {
-            "(CAST(CAST(t.\"end_ts\" AS DATE) AS INT) - CAST(t.\"medically_fit_date\" AS INT))".into()
+            "(CAST(CAST(t.\"end_ts\" AS DATE) AS INT) - CAST(t.\"medically_fit_date\" AS INT))"
+                .into()
         }
         (_, "sex" | "ethnicity" | "imd_decile") => format!("p.\"{col}\""),
         _ => panic!("column {col} of {table} was checked"),
@@ -122,10 +126,16 @@ pub async fn read_rows(ctx: &SessionContext, table: &str) -> Result<Rows, ObsErr
                 } else {
                     match a.data_type() {
                         DataType::Utf8 => Value::Str(a.as_string::<i32>().value(i).to_string()),
-                        DataType::Int64 => Value::Num(a.as_primitive::<Int64Type>().value(i) as f64),
-                        DataType::Int32 => Value::Num(a.as_primitive::<Int32Type>().value(i) as f64),
+                        DataType::Int64 => {
+                            Value::Num(a.as_primitive::<Int64Type>().value(i) as f64)
+                        }
+                        DataType::Int32 => {
+                            Value::Num(a.as_primitive::<Int32Type>().value(i) as f64)
+                        }
                         DataType::Float64 => Value::Num(a.as_primitive::<Float64Type>().value(i)),
-                        DataType::Date32 => Value::Num(a.as_primitive::<Date32Type>().value(i) as f64),
+                        DataType::Date32 => {
+                            Value::Num(a.as_primitive::<Date32Type>().value(i) as f64)
+                        }
                         DataType::Timestamp(TimeUnit::Microsecond, _) => {
                             let us = a.as_primitive::<TimestampMicrosecondType>().value(i);
                             micros.entry(ci).or_default().push(Some(us));
@@ -145,5 +155,9 @@ pub async fn read_rows(ctx: &SessionContext, table: &str) -> Result<Rows, ObsErr
             rows.push(row);
         }
     }
-    Ok(Rows { names, rows, micros })
+    Ok(Rows {
+        names,
+        rows,
+        micros,
+    })
 }

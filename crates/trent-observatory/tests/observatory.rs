@@ -38,12 +38,25 @@ fn close(a: f64, b: f64) -> bool {
 async fn fast_path_agrees_with_reference() {
     let lake = Lake::open(lake().path()).unwrap();
     let fast = run(&lake, &RunOptions::default()).await.unwrap();
-    let slow = run(&lake, &RunOptions { reference: true, ..RunOptions::default() }).await.unwrap();
+    let slow = run(
+        &lake,
+        &RunOptions {
+            reference: true,
+            ..RunOptions::default()
+        },
+    )
+    .await
+    .unwrap();
     assert!(fast.def_errors.is_empty(), "{:?}", fast.def_errors);
     assert!(fast.failed.is_empty(), "{:?}", fast.failed);
     assert!(slow.failed.is_empty(), "{:?}", slow.failed);
     if fast.values.len() != slow.values.len() {
-        let key = |v: &trent_observatory::IndicatorValue| format!("{} {} {} {} {}={}", v.indicator, v.level, v.place, v.period, v.breakdown, v.breakdown_value);
+        let key = |v: &trent_observatory::IndicatorValue| {
+            format!(
+                "{} {} {} {} {}={}",
+                v.indicator, v.level, v.place, v.period, v.breakdown, v.breakdown_value
+            )
+        };
         let a: std::collections::BTreeSet<String> = fast.values.iter().map(key).collect();
         let b: std::collections::BTreeSet<String> = slow.values.iter().map(key).collect();
         let only_fast: Vec<_> = a.difference(&b).take(10).collect();
@@ -51,15 +64,47 @@ async fn fast_path_agrees_with_reference() {
         panic!("row sets differ: only fast {only_fast:?}; only reference {only_slow:?}");
     }
     let mut ids = std::collections::BTreeSet::new();
-    for ((fv, fe), (sv, se)) in fast.values.iter().zip(&fast.exact).zip(slow.values.iter().zip(&slow.exact)) {
-        let at = format!("{} {} {} {} {}={}", fv.indicator, fv.level, fv.place, fv.period, fv.breakdown, fv.breakdown_value);
+    for ((fv, fe), (sv, se)) in fast
+        .values
+        .iter()
+        .zip(&fast.exact)
+        .zip(slow.values.iter().zip(&slow.exact))
+    {
+        let at = format!(
+            "{} {} {} {} {}={}",
+            fv.indicator, fv.level, fv.place, fv.period, fv.breakdown, fv.breakdown_value
+        );
         assert_eq!(
-            (&fv.indicator, &fv.level, &fv.place, &fv.period, &fv.breakdown, &fv.breakdown_value),
-            (&sv.indicator, &sv.level, &sv.place, &sv.period, &sv.breakdown, &sv.breakdown_value)
+            (
+                &fv.indicator,
+                &fv.level,
+                &fv.place,
+                &fv.period,
+                &fv.breakdown,
+                &fv.breakdown_value
+            ),
+            (
+                &sv.indicator,
+                &sv.level,
+                &sv.place,
+                &sv.period,
+                &sv.breakdown,
+                &sv.breakdown_value
+            )
         );
         assert_eq!(fe.n, se.n, "units at {at}");
-        assert!(close(fe.num, se.num), "numerator at {at}: {} vs {}", fe.num, se.num);
-        assert!(close(fe.den, se.den), "denominator at {at}: {} vs {}", fe.den, se.den);
+        assert!(
+            close(fe.num, se.num),
+            "numerator at {at}: {} vs {}",
+            fe.num,
+            se.num
+        );
+        assert!(
+            close(fe.den, se.den),
+            "denominator at {at}: {} vs {}",
+            fe.den,
+            se.den
+        );
         match (fe.value, se.value) {
             (Some(a), Some(b)) => assert!(close(a, b), "value at {at}: {a} vs {b}"),
             (a, b) => assert_eq!(a, b, "value at {at}"),

@@ -10,6 +10,10 @@ use trent_lake::{Lake, resolve_data_dir};
 use trent_places::Area;
 use trent_synth::{SynthOptions, time};
 
+mod link;
+mod observatory;
+mod stats;
+
 #[derive(Parser)]
 #[command(
     name = "trent",
@@ -51,6 +55,14 @@ enum Cmd {
     Schema,
     /// The system financial model: do-nothing gap, bridge, scenarios, Monte Carlo.
     Finance(FinanceArgs),
+    /// The Observatory: every indicator of the catalogue for every place, period and
+    /// breakdown, into the lake's `indicator_value` table (docs/observatory.md).
+    Indicators(observatory::IndicatorsArgs),
+    /// Public-health statistics on your own CSV: dsr, isr, proportion, rate, le, hle, sii,
+    /// funnel, spc (docs/methods.md).
+    Stats(Box<stats::StatsArgs>),
+    /// Link identity records (CSV) into people: NHS number, then Fellegi-Sunter (docs/linkage.md).
+    Link(link::LinkArgs),
 }
 
 #[derive(clap::Args)]
@@ -227,6 +239,9 @@ fn rt() -> Result<tokio::runtime::Runtime> {
 fn run(cli: Cli) -> Result<ExitCode> {
     let data = resolve_data_dir(cli.data.as_deref());
     match cli.cmd {
+        Cmd::Indicators(a) => return observatory::run(a, &data),
+        Cmd::Link(a) => return link::run(a),
+        Cmd::Stats(a) => return stats::run(*a),
         Cmd::Schema => {
             print!("{}", trent_model::schema::markdown());
         }
