@@ -673,3 +673,60 @@ pub fn population(
     }
     out
 }
+
+/// The SQL statements that select every indicator's units and count its population, for
+/// running the same work in another SQL engine (the DuckDB benchmark in bench/peers).
+/// Period tables are created from VALUES; units with requirements are materialised as
+/// temporary tables, as the fast path does. Dates are day numbers via `CAST(… AS INT)`,
+/// DataFusion's spelling; a peer translates that one idiom.
+pub fn dump_sql(inds: &[Indicator], start: i32, end: i32) -> Vec<(String, String)> {
+    let mut out = vec![];
+    let mut grains: Vec<Grain> = inds.iter().map(|i| i.def.grain).collect();
+    grains.sort_by_key(|g| format!("{g:?}"));
+    grains.dedup();
+    for g in grains {
+        let name = format!("__per_{g:?}").to_lowercase();
+        let pg = if g == Grain::Rolling12m { Grain::Month } else { g };
+        let rows: Vec<String> = period::within(pg, start, end)
+            .into_iter()
+            .map(|p| {
+                let mid = period::mid(pg, p);
+                format!("({p}, {mid}, DATE '{}')", trent_model::time::iso(mid))
+            })
+            .collect();
+        out.push((
+            format!("periods-{}", name.trim_start_matches("__per_")),
+            format!("CREATE TEMP TABLE {name} AS SELECT * FROM (VALUES {}) AS v(p, mid, mid_date)", rows.join(", ")),
+        ));
+    }
+    let mut pops: Vec<(Grain, Population)> = vec![];
+    for ind in inds {
+        if ind.def.units.is_none() {
+            continue;
+        }
+        let per = format!("__per_{:?}", ind.def.grain).to_lowercase();
+        let (s1, s2) = units_sql(ind, ind.def.grain, start, end, &per);
+        if let Some(s1) = s1 {
+            out.push((format!("{}-units", ind.def.id), format!("CREATE TEMP TABLE {} AS {s1}", units_table(ind))));
+        }
+        out.push((ind.def.id.clone(), s2));
+        if let Some(p) = &ind.population
+            && !pops.iter().any(|(g, q)| *g == ind.def.grain && q == p)
+        {
+            pops.push((ind.def.grain, p.clone()));
+        }
+    }
+    for (g, p) in pops {
+        let per = format!("__per_{g:?}").to_lowercase();
+        let sex = p.sex.as_ref().map(|s| format!(" AND p.sex = '{s}'")).unwrap_or_default();
+        let age = age_sql("per.mid_date");
+        out.push((
+            format!("population-{}-{}-{}{}", per.trim_start_matches("__per_"), p.ages[0], p.ages[1], p.sex.clone().unwrap_or_default()),
+            format!(
+                "SELECT per.p, p.practice_code, p.district, p.imd_decile, p.sex, CASE WHEN a <= 0 THEN 0 WHEN a <= 4 THEN 1 ELSE LEAST(19, a / 5 + 1) END AS ag, p.ethnicity, COUNT(*) AS n FROM (SELECT p.*, per.p AS pp, {age} AS a FROM person p JOIN {per} per ON p.registration_start <= per.mid_date AND (p.registration_end IS NULL OR p.registration_end > per.mid_date)) p JOIN {per} per ON per.p = p.pp WHERE p.a BETWEEN {} AND {}{sex} GROUP BY 1, 2, 3, 4, 5, 6, 7",
+                p.ages[0], p.ages[1]
+            ),
+        ));
+    }
+    out
+}

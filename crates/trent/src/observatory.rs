@@ -27,11 +27,34 @@ pub struct IndicatorsArgs {
     /// Compute with the row-by-row reference implementation (slow; small lakes).
     #[arg(long)]
     reference: bool,
+    /// Write the SQL the fast path runs (one file per statement) to DIR and stop: the
+    /// DuckDB benchmark (bench/peers/observatory.py) runs the same statements.
+    #[arg(long, value_name = "DIR")]
+    dump_sql: Option<PathBuf>,
 }
 
 /// Run it.
 pub fn run(a: IndicatorsArgs, data: &Path) -> Result<ExitCode> {
     let lake = Lake::open(data)?;
+    if let Some(dir) = &a.dump_sql {
+        let (mut inds, bad) = trent_observatory::load(a.dir.as_deref());
+        if let Some(e) = bad.first() {
+            anyhow::bail!("{e}");
+        }
+        if !a.only.is_empty() {
+            inds.retain(|i| a.only.contains(&i.def.id));
+        }
+        let start = trent_model::time::parse(&lake.catalog.span_start).context("lake span")?;
+        let end = trent_model::time::parse(&lake.catalog.span_end).context("lake span")? + 1;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let stmts = trent_observatory::engine::dump_sql(&inds, start, end);
+        for (i, (name, sql)) in stmts.iter().enumerate() {
+            let p = dir.join(format!("{i:03}-{name}.sql"));
+            std::fs::write(&p, sql).with_context(|| format!("cannot write {}", p.display()))?;
+        }
+        println!("{} statements → {}", stmts.len(), dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

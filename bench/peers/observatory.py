@@ -1,0 +1,81 @@
+"""The Observatory benchmark: `trent indicators` (the whole catalogue, every place,
+period and breakdown, written to the lake) against DuckDB running the same statements
+(`trent indicators --dump-sql`: every indicator's units selection and grouping, and the
+population counts) on the same Parquet, in fresh processes, interleaved.
+
+DuckDB's side is only the SQL: it leaves out the roll-up to places, the statistics, SPC,
+funnels, the referral dashboard and writing the result, which trent's time includes.
+
+    python observatory.py TRENT_BIN DATA_DIR [--reps 3]
+"""
+import argparse
+import glob
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+DUCK_CHILD = r"""
+import duckdb, glob, os, re, sys, time, json
+lake, sqldir = sys.argv[1], sys.argv[2]
+t0 = time.perf_counter()
+con = duckdb.connect()
+con.execute("SET threads = 2")
+for t in sorted(os.listdir(lake)):
+    if os.path.isdir(os.path.join(lake, t)):
+        con.execute(f"CREATE VIEW \"{t}\" AS SELECT * FROM read_parquet('{lake}/{t}/*.parquet')")
+rows = 0
+for f in sorted(glob.glob(os.path.join(sqldir, '*.sql'))):
+    sql = open(f).read()
+    # the one idiom that differs: a DATE as a day number
+    sql = re.sub(r'CAST\(CAST\(([^()]+?) AS DATE\) AS INT\)', r"(CAST(\1 AS DATE) - DATE '1970-01-01')", sql)
+    sql = re.sub(r'CAST\((t\."\w+") AS INT\)', r"(\1 - DATE '1970-01-01')", sql)
+    r = con.execute(sql)
+    if not sql.startswith('CREATE'):
+        rows += r.arrow().num_rows  # columnar, as trent consumes its results
+print(json.dumps({"seconds": time.perf_counter() - t0, "rows": rows}))
+"""
+
+
+def timed(cmd):
+    """Wall seconds and peak RSS (MiB, from /usr/bin/time -f %M on the last stderr line)."""
+    t0 = time.perf_counter()
+    p = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{p.stderr[-2000:]}")
+    return wall, int(p.stderr.strip().splitlines()[-1]) / 1024
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("trent")
+    ap.add_argument("data")
+    ap.add_argument("--reps", type=int, default=3)
+    a = ap.parse_args()
+    sqldir = tempfile.mkdtemp(prefix="obs-sql-")
+    subprocess.run([a.trent, "--data", a.data, "indicators", "--dump-sql", sqldir], check=True, capture_output=True)
+    nstmt = len(glob.glob(os.path.join(sqldir, "*.sql")))
+    lake = os.path.realpath(os.path.join(a.data, "current", "lake"))
+    child = os.path.join(sqldir, "duck_child.py")
+    open(child, "w").write(DUCK_CHILD)
+    times = {"trent": [], "duckdb": []}
+    mem = {"trent": 0.0, "duckdb": 0.0}
+    for _ in range(a.reps):
+        w, m = timed([a.trent, "--data", a.data, "indicators"])
+        times["trent"].append(w)
+        mem["trent"] = max(mem["trent"], m)
+        w, m = timed([sys.executable, child, lake, sqldir])
+        times["duckdb"].append(w)
+        mem["duckdb"] = max(mem["duckdb"], m)
+    mt, md = statistics.median(times["trent"]), statistics.median(times["duckdb"])
+    print(f"| engine | median wall s ({a.reps} runs) | runs | peak MiB | ratio to trent |")
+    print("| --- | --- | --- | --- | --- |")
+    print(f"| trent indicators (whole run) | {mt:.1f} | {', '.join(f'{x:.1f}' for x in times['trent'])} | {mem['trent']:.0f} | 1.00 |")
+    print(f"| DuckDB {__import__('duckdb').__version__}, the {nstmt} statements only | {md:.1f} | {', '.join(f'{x:.1f}' for x in times['duckdb'])} | {mem['duckdb']:.0f} | {md / mt:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
