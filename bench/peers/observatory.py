@@ -34,7 +34,7 @@ for f in sorted(glob.glob(os.path.join(sqldir, '*.sql'))):
     sql = re.sub(r'CAST\((t\."\w+") AS INT\)', r"(\1 - DATE '1970-01-01')", sql)
     r = con.execute(sql)
     if not sql.startswith('CREATE'):
-        rows += r.arrow().num_rows  # columnar, as trent consumes its results
+        rows += r.to_arrow_table().num_rows  # columnar, as trent consumes its results
 print(json.dumps({"seconds": time.perf_counter() - t0, "rows": rows}))
 """
 

@@ -323,6 +323,13 @@ pub async fn units(
         message: format!("its query failed: {e}"),
     })?;
     c.ctx.deregister_table(name.as_str())?;
+    if std::env::var_os("TRENT_TRACE").is_some() {
+        eprintln!(
+            "  {}: query done, {} fine rows",
+            ind.def.id,
+            batches.iter().map(|b| b.num_rows()).sum::<usize>()
+        );
+    }
     let utf8 = |b: &RecordBatch, i: usize| arrow::compute::cast(b.column(i), &DataType::Utf8);
     for b in &batches {
         let p = b.column(0).as_primitive::<Int64Type>();
@@ -501,34 +508,88 @@ pub fn population(
         .iter()
         .map(|r| di_local.get(&r.district).copied().unwrap_or(nd - 1))
         .collect();
-    for &(p, mid, py) in &ps {
-        let mut a_pr = vec![0.0; np * CELLS];
-        let mut a_di = vec![0.0; nd * CELLS];
-        let mut a_imd = vec![0.0; 10 * CELLS];
-        // breakdowns by practice and by district (rolled up to CCG/STP and LA below)
-        let mut q_pr = vec![0.0; np * 5 * CELLS];
-        let mut e_pr = vec![0.0; np * 6 * CELLS];
-        let mut q_di = vec![0.0; nd * 5 * CELLS];
-        let mut e_di = vec![0.0; nd * 6 * CELLS];
-        for (i, r) in people.iter().enumerate() {
-            if r.reg_start > mid || r.reg_end <= mid || !sex_ok(r.sex) {
+    // one compact row per person who can count: the sex filter, offsets and birth month
+    // resolved once, so the per-period loop is integer arithmetic and seven additions
+    struct Row {
+        reg_start: i32,
+        reg_end: i32,
+        birth_months: i64,
+        sex: usize,
+        pr: usize,
+        di: usize,
+        imd: usize,
+        q: usize,
+        eth: usize,
+    }
+    let rows: Vec<Row> = people
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| sex_ok(r.sex))
+        .map(|(i, r)| {
+            let (by, bm, _) = trent_model::time::ymd(r.birth);
+            Row {
+                reg_start: r.reg_start,
+                reg_end: r.reg_end,
+                birth_months: by as i64 * 12 + bm as i64,
+                sex: r.sex,
+                pr: pr_of[i],
+                di: di_of[i],
+                imd: (r.imd.clamp(1, 10) - 1) as usize,
+                q: ((r.imd.clamp(1, 10) - 1) / 2) as usize,
+                eth: r.eth,
+            }
+        })
+        .collect();
+    type Arrays = [Vec<f64>; 7];
+    let count = |mid: i32, py: f64| -> Arrays {
+        let mut a: Arrays = [
+            vec![0.0; np * CELLS],
+            vec![0.0; nd * CELLS],
+            vec![0.0; 10 * CELLS],
+            vec![0.0; np * 5 * CELLS],
+            vec![0.0; np * 6 * CELLS],
+            vec![0.0; nd * 5 * CELLS],
+            vec![0.0; nd * 6 * CELLS],
+        ];
+        let (y, m, d) = trent_model::time::ymd(mid);
+        let mid_months = y as i64 * 12 + m as i64 - i64::from(d < 15);
+        for r in &rows {
+            if r.reg_start > mid || r.reg_end <= mid {
                 continue;
             }
-            let age = crate::views::age_on(r.birth, mid);
+            let age = (mid_months - r.birth_months).div_euclid(12).max(0);
             if age < pop.ages[0] as i64 || age > pop.ages[1] as i64 {
                 continue;
             }
             let c = r.sex * AGE_GROUPS + age_group(age);
-            let qd = ((r.imd.clamp(1, 10) - 1) / 2) as usize;
-            let (pi, di) = (pr_of[i], di_of[i]);
-            a_pr[pi * CELLS + c] += py;
-            a_di[di * CELLS + c] += py;
-            a_imd[(r.imd.clamp(1, 10) - 1) as usize * CELLS + c] += py;
-            q_pr[(pi * 5 + qd) * CELLS + c] += py;
-            e_pr[(pi * 6 + r.eth) * CELLS + c] += py;
-            q_di[(di * 5 + qd) * CELLS + c] += py;
-            e_di[(di * 6 + r.eth) * CELLS + c] += py;
+            a[0][r.pr * CELLS + c] += py;
+            a[1][r.di * CELLS + c] += py;
+            a[2][r.imd * CELLS + c] += py;
+            a[3][(r.pr * 5 + r.q) * CELLS + c] += py;
+            a[4][(r.pr * 6 + r.eth) * CELLS + c] += py;
+            a[5][(r.di * 5 + r.q) * CELLS + c] += py;
+            a[6][(r.di * 6 + r.eth) * CELLS + c] += py;
         }
+        a
+    };
+    // periods counted on two threads (the machine's cores)
+    let half = ps.len().div_ceil(2);
+    let counted: Vec<Arrays> = std::thread::scope(|sc| {
+        let h = sc.spawn(|| {
+            ps[half..]
+                .iter()
+                .map(|&(_, mid, py)| count(mid, py))
+                .collect::<Vec<_>>()
+        });
+        let mut first: Vec<Arrays> = ps[..half]
+            .iter()
+            .map(|&(_, mid, py)| count(mid, py))
+            .collect();
+        first.extend(h.join().expect("population thread"));
+        first
+    });
+    for (&(p, _, _), arrays) in ps.iter().zip(counted) {
+        let [a_pr, a_di, a_imd, q_pr, e_pr, q_di, e_di] = arrays;
         let key = |level: u8, place: u32| Key {
             level,
             place,
@@ -686,7 +747,11 @@ pub fn dump_sql(inds: &[Indicator], start: i32, end: i32) -> Vec<(String, String
     grains.dedup();
     for g in grains {
         let name = format!("__per_{g:?}").to_lowercase();
-        let pg = if g == Grain::Rolling12m { Grain::Month } else { g };
+        let pg = if g == Grain::Rolling12m {
+            Grain::Month
+        } else {
+            g
+        };
         let rows: Vec<String> = period::within(pg, start, end)
             .into_iter()
             .map(|p| {
@@ -696,7 +761,10 @@ pub fn dump_sql(inds: &[Indicator], start: i32, end: i32) -> Vec<(String, String
             .collect();
         out.push((
             format!("periods-{}", name.trim_start_matches("__per_")),
-            format!("CREATE TEMP TABLE {name} AS SELECT * FROM (VALUES {}) AS v(p, mid, mid_date)", rows.join(", ")),
+            format!(
+                "CREATE TEMP TABLE {name} AS SELECT * FROM (VALUES {}) AS v(p, mid, mid_date)",
+                rows.join(", ")
+            ),
         ));
     }
     let mut pops: Vec<(Grain, Population)> = vec![];
@@ -707,7 +775,10 @@ pub fn dump_sql(inds: &[Indicator], start: i32, end: i32) -> Vec<(String, String
         let per = format!("__per_{:?}", ind.def.grain).to_lowercase();
         let (s1, s2) = units_sql(ind, ind.def.grain, start, end, &per);
         if let Some(s1) = s1 {
-            out.push((format!("{}-units", ind.def.id), format!("CREATE TEMP TABLE {} AS {s1}", units_table(ind))));
+            out.push((
+                format!("{}-units", ind.def.id),
+                format!("CREATE TEMP TABLE {} AS {s1}", units_table(ind)),
+            ));
         }
         out.push((ind.def.id.clone(), s2));
         if let Some(p) = &ind.population
@@ -718,7 +789,11 @@ pub fn dump_sql(inds: &[Indicator], start: i32, end: i32) -> Vec<(String, String
     }
     for (g, p) in pops {
         let per = format!("__per_{g:?}").to_lowercase();
-        let sex = p.sex.as_ref().map(|s| format!(" AND p.sex = '{s}'")).unwrap_or_default();
+        let sex = p
+            .sex
+            .as_ref()
+            .map(|s| format!(" AND p.sex = '{s}'"))
+            .unwrap_or_default();
         let age = age_sql("per.mid_date");
         out.push((
             format!("population-{}-{}-{}{}", per.trim_start_matches("__per_"), p.ages[0], p.ages[1], p.sex.clone().unwrap_or_default()),

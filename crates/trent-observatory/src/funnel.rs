@@ -50,13 +50,12 @@ pub fn points(ind: &Indicator, rows: &[(IndicatorValue, Exact)]) -> Vec<FunnelPo
         return vec![];
     }
     let m = ind.def.multiplier;
-    let centre = |period: &str| {
-        rows.iter()
-            .find(|(v, _)| v.level == "stp" && v.breakdown == "all" && v.period == period)
-            .map(|(_, e)| *e)
-    };
+    let centre: std::collections::HashMap<&str, Exact> = rows
+        .iter()
+        .filter(|(v, _)| v.level == "stp" && v.breakdown == "all")
+        .map(|(v, e)| (v.period.as_str(), *e))
+        .collect();
     let mut out = vec![];
-    let mut cache: Option<(String, Option<Exact>)> = None;
     for (v, e) in rows {
         if !LEVELS.contains(&v.level.as_str()) || v.breakdown != "all" || v.suppressed {
             continue;
@@ -64,10 +63,7 @@ pub fn points(ind: &Indicator, rows: &[(IndicatorValue, Exact)]) -> Vec<FunnelPo
         let (Some(value), true) = (v.value, e.den > 0.0) else {
             continue;
         };
-        if cache.as_ref().is_none_or(|c| c.0 != v.period) {
-            cache = Some((v.period.clone(), centre(&v.period)));
-        }
-        let Some(c) = cache.as_ref().and_then(|c| c.1) else {
+        let Some(&c) = centre.get(v.period.as_str()) else {
             continue;
         };
         let Some(c0) = c.value else { continue };

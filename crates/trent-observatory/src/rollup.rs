@@ -230,11 +230,48 @@ pub struct Dims<'a> {
     pub provider: Option<&'a str>,
 }
 
+/// A fast hasher for small integer keys (FxHash's multiply-rotate): the roll-up does tens
+/// of millions of lookups and SipHash's DoS resistance buys nothing on our own keys.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_i64(&mut self, i: i64) {
+        self.write_u64(i as u64);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// A (level, place) a unit is added to.
+type Target = (u8, u32);
+
+/// A HashMap with [`FxHasher`].
+pub type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+
 /// The roll-up of one indicator.
 #[derive(Debug, Clone)]
 pub struct Rollup {
-    /// totals by key
-    pub cells: HashMap<Key, Agg>,
+    /// totals by key (monthly for rolling windows until [`Rollup::finish`])
+    pub cells: FxMap<Key, Agg>,
     /// residence levels
     pub residence: bool,
     /// provider level
@@ -243,8 +280,11 @@ pub struct Rollup {
     pub breakdown_levels: Vec<u8>,
     /// stored breakdowns computed (indexes into STORED_BREAKDOWNS)
     pub breakdowns: Vec<u8>,
-    /// rolling 12-month windows: add each month to the 12 windows ending in it and after
+    /// rolling 12-month windows: each month is added to the 12 windows ending in it and
+    /// after, by [`Rollup::finish`]
     pub rolling: bool,
+    /// the places a (practice, district, decile, provider) rolls up to, computed once
+    targets: FxMap<(u32, u32, i64, u32), Vec<Target>>,
 }
 
 impl Rollup {
@@ -257,27 +297,49 @@ impl Rollup {
         rolling: bool,
     ) -> Rollup {
         Rollup {
-            cells: HashMap::new(),
+            cells: FxMap::default(),
             residence,
             provider,
             breakdown_levels,
             breakdowns,
             rolling,
+            targets: FxMap::default(),
         }
     }
 
     fn put(&mut self, key: Key, sex: usize, ag: usize, c: &Cell) {
-        let periods = if self.rolling { 12 } else { 1 };
-        for k in 0..periods {
-            let key = Key {
-                period: key.period + k,
-                ..key
-            };
-            self.cells
-                .entry(key)
-                .or_insert_with(|| [[Cell::default(); AGE_GROUPS]; 2])[sex][ag]
-                .add(c);
+        self.cells
+            .entry(key)
+            .or_insert_with(|| [[Cell::default(); AGE_GROUPS]; 2])[sex][ag]
+            .add(c);
+    }
+
+    fn targets_of(
+        &self,
+        places: &mut Places,
+        pr: u32,
+        di: u32,
+        imd: i64,
+        pv: u32,
+    ) -> Vec<(u8, u32)> {
+        let mut targets: Vec<(u8, u32)> = Vec::with_capacity(10);
+        targets.push((0, places.stp));
+        if self.residence {
+            if let Some([hub, loc, ccg, du, _]) = places.practice_chain.get(&pr).copied() {
+                targets.extend([(1, du), (2, ccg), (3, loc), (4, hub)]);
+            }
+            targets.push((5, pr));
+            if let Some(&la) = places.district_la.get(&di) {
+                targets.push((6, la));
+            }
+            targets.push((7, di));
+            let dec = places.intern(&format!("IMD{imd}"));
+            targets.push((8, dec));
         }
+        if self.provider && pv != u32::MAX {
+            targets.push((9, pv));
+        }
+        targets
     }
 
     /// Add a unit, or a group of units with the same dims.
@@ -286,29 +348,29 @@ impl Rollup {
         let ag = d.ag.min(AGE_GROUPS - 1);
         let q = ((d.imd.clamp(1, 10) - 1) / 2) as u8;
         let e = ethnic_group(d.ethnicity) as u8;
-        let mut targets: Vec<(u8, u32)> = Vec::with_capacity(10);
-        targets.push((0, places.stp));
-        if self.residence {
-            let pr = places.intern(d.practice);
-            let chain = places.practice_chain.get(&pr).copied();
-            if let Some([hub, loc, ccg, du, _]) = chain {
-                targets.extend([(1, du), (2, ccg), (3, loc), (4, hub)]);
+        let pr = if self.residence {
+            places.intern(d.practice)
+        } else {
+            u32::MAX
+        };
+        let di = if self.residence {
+            places.intern(d.district)
+        } else {
+            u32::MAX
+        };
+        let pv = match (self.provider, d.provider) {
+            (true, Some(p)) => places.intern(p),
+            _ => u32::MAX,
+        };
+        let tk = (pr, di, d.imd, pv);
+        let targets = match self.targets.get(&tk) {
+            Some(t) => t.clone(),
+            None => {
+                let t = self.targets_of(places, pr, di, d.imd, pv);
+                self.targets.insert(tk, t.clone());
+                t
             }
-            targets.push((5, pr));
-            let di = places.intern(d.district);
-            if let Some(&la) = places.district_la.get(&di) {
-                targets.push((6, la));
-            }
-            targets.push((7, di));
-            let dec = places.intern(&format!("IMD{}", d.imd));
-            targets.push((8, dec));
-        }
-        if self.provider
-            && let Some(pv) = d.provider
-        {
-            let pv = places.intern(pv);
-            targets.push((9, pv));
-        }
+        };
         for (level, place) in targets {
             let base = Key {
                 level,
@@ -319,7 +381,8 @@ impl Rollup {
             };
             self.put(base, sex, ag, c);
             if self.breakdown_levels.contains(&level) {
-                for b in self.breakdowns.clone() {
+                for bi in 0..self.breakdowns.len() {
+                    let b = self.breakdowns[bi];
                     let value = if b == 1 { q } else { e };
                     self.put(
                         Key {
@@ -334,5 +397,30 @@ impl Rollup {
                 }
             }
         }
+    }
+
+    /// The totals; with rolling windows, each month's totals added to the 12 windows
+    /// that end in it and the 11 months after.
+    pub fn finish(self) -> HashMap<Key, Agg> {
+        if !self.rolling {
+            return self.cells.into_iter().collect();
+        }
+        let mut out: HashMap<Key, Agg> = HashMap::with_capacity(self.cells.len() * 2);
+        for (k, a) in self.cells {
+            for m in 0..12 {
+                let e = out
+                    .entry(Key {
+                        period: k.period + m,
+                        ..k
+                    })
+                    .or_insert_with(|| [[Cell::default(); AGE_GROUPS]; 2]);
+                for (es, as_) in e.iter_mut().zip(&a) {
+                    for (ec, ac) in es.iter_mut().zip(as_) {
+                        ec.add(ac);
+                    }
+                }
+            }
+        }
+        out
     }
 }

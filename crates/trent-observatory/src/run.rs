@@ -162,7 +162,7 @@ impl State<'_> {
         } else {
             engine::units(&self.c, ind, &mut self.places, &mut r).await?;
         }
-        Ok(r.cells)
+        Ok(r.finish())
     }
 
     fn population(
@@ -182,7 +182,7 @@ impl State<'_> {
                     self.c.start,
                     self.c.end,
                 )
-                .cells
+                .finish()
             } else {
                 engine::population(
                     &self.people,
@@ -264,8 +264,17 @@ pub async fn run(lake: &Lake, opts: &RunOptions) -> Result<RunReport, ObsError> 
         let res = compute_one(&mut st, ind, opts, &report).await;
         match res {
             Ok(rows) => {
+                let t1 = Instant::now();
                 let rows = crate::spc::apply(ind, rows);
                 report.funnels.extend(crate::funnel::points(ind, &rows));
+                if std::env::var_os("TRENT_TRACE").is_some() {
+                    eprintln!(
+                        "  {}: rows {:.2} s, spc+funnels {:.2} s",
+                        ind.def.id,
+                        t0.elapsed().as_secs_f64(),
+                        t1.elapsed().as_secs_f64()
+                    );
+                }
                 for (v, e) in rows {
                     report.values.push(v);
                     report.exact.push(e);
@@ -326,7 +335,16 @@ async fn compute_one(
             ),
         });
     }
+    let trace = std::env::var_os("TRENT_TRACE").is_some();
+    let t0 = std::time::Instant::now();
     let units = st.units(ind, opts.reference).await?;
+    if trace {
+        eprintln!(
+            "  {}: units {:.2} s",
+            ind.def.id,
+            t0.elapsed().as_secs_f64()
+        );
+    }
     let health = match health_indicator(ind) {
         Some(h) => Some(st.units(&h, opts.reference).await?),
         None => None,
@@ -335,6 +353,13 @@ async fn compute_one(
         .population
         .as_ref()
         .map(|p| st.population(grain, p, opts.reference).clone());
+    if trace {
+        eprintln!(
+            "  {}: + health, population {:.2} s",
+            ind.def.id,
+            t0.elapsed().as_secs_f64()
+        );
+    }
     Ok(crate::compute::rows(&Inputs {
         ind,
         units: &units,

@@ -159,12 +159,25 @@ async fn baseline_year_reproduces_the_plan_baselines() {
     synthesize(&area, &opts, dir.path()).unwrap();
     let lake = Lake::open(dir.path()).unwrap();
     let only: Vec<String> = CALIBRATED.iter().map(|c| c.1.to_string()).collect();
-    let rep = run(&lake, &RunOptions { only, ..RunOptions::default() }).await.unwrap();
+    let rep = run(
+        &lake,
+        &RunOptions {
+            only,
+            ..RunOptions::default()
+        },
+    )
+    .await
+    .unwrap();
     assert!(rep.failed.is_empty(), "{:?}", rep.failed);
     let mut checked = 0;
     for t in &area.targets {
-        let Some((_, id)) = CALIBRATED.iter().find(|c| c.0 == t.measure) else { continue };
-        let place = t.la.clone().or(t.provider.clone()).expect("target has a place");
+        let Some((_, id)) = CALIBRATED.iter().find(|c| c.0 == t.measure) else {
+            continue;
+        };
+        let place =
+            t.la.clone()
+                .or(t.provider.clone())
+                .expect("target has a place");
         let (bd, bv) = match &t.sex {
             Some(s) => ("sex", s.as_str()),
             None => ("all", "all"),
@@ -173,24 +186,38 @@ async fn baseline_year_reproduces_the_plan_baselines() {
             .values
             .iter()
             .zip(&rep.exact)
-            .filter(|(v, _)| &v.indicator == id && v.place == place && v.breakdown == bd && v.breakdown_value == bv)
+            .filter(|(v, _)| {
+                &v.indicator == id
+                    && v.place == place
+                    && v.breakdown == bd
+                    && v.breakdown_value == bv
+            })
             .filter(|(v, _)| v.level == "local_authority" || v.level == "provider")
-            .filter(|(v, _)| v.period_start.as_str() >= "2014-04-01" && v.period_end.as_str() <= "2015-03-31")
+            .filter(|(v, _)| {
+                v.period_start.as_str() >= "2014-04-01" && v.period_end.as_str() <= "2015-03-31"
+            })
             .collect();
         assert!(!rows.is_empty(), "{} has no 2014/15 value for {place}", id);
         // monthly indicators: pool the year's months from the exact figures
         let (value, lower, upper) = if rows.len() == 1 {
             let e = rows[0].1;
             let msg = format!("{} ({id}, {place}): no value", t.id);
-            (e.value.expect(&msg), e.lower.expect(&msg), e.upper.expect(&msg))
+            (
+                e.value.expect(&msg),
+                e.lower.expect(&msg),
+                e.upper.expect(&msg),
+            )
         } else {
-            let (num, den) = rows.iter().fold((0.0, 0.0), |a, (_, e)| (a.0 + e.num, a.1 + e.den));
+            let (num, den) = rows
+                .iter()
+                .fold((0.0, 0.0), |a, (_, e)| (a.0 + e.num, a.1 + e.den));
             let p = num / den;
             let hw = 1.96 * (p * (1.0 - p) / den).sqrt();
             (100.0 * p, 100.0 * (p - hw), 100.0 * (p + hw))
         };
         // as strict as `trent synth --check`: the 99.9% sampling interval plus the model allowance
-        let tol = (upper - lower) / 2.0 * (3.29 / 1.96) + trent_synth::check::allowance(&t.measure, t.value);
+        let tol = (upper - lower) / 2.0 * (3.29 / 1.96)
+            + trent_synth::check::allowance(&t.measure, t.value);
         assert!(
             (value - t.value).abs() <= tol,
             "{} ({}): {id} in 2014/15 is {value:.2}, the plan's baseline {} ± {tol:.2}",

@@ -12,6 +12,7 @@ use trent_synth::{SynthOptions, time};
 
 mod link;
 mod observatory;
+mod score;
 mod stats;
 
 #[derive(Parser)]
@@ -61,6 +62,9 @@ enum Cmd {
     /// Public-health statistics on your own CSV: dsr, isr, proportion, rate, le, hle, sii,
     /// funnel, spc (docs/methods.md).
     Stats(Box<stats::StatsArgs>),
+    /// Comorbidity and frailty indices on your own CSV: charlson, elixhauser, hfrs, efi,
+    /// cms (docs/indices.md).
+    Score(Box<score::ScoreArgs>),
     /// Link identity records (CSV) into people: NHS number, then Fellegi-Sunter (docs/linkage.md).
     Link(link::LinkArgs),
 }
@@ -242,6 +246,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Indicators(a) => return observatory::run(a, &data),
         Cmd::Link(a) => return link::run(a),
         Cmd::Stats(a) => return stats::run(*a),
+        Cmd::Score(a) => return score::run(*a),
         Cmd::Schema => {
             print!("{}", trent_model::schema::markdown());
         }
