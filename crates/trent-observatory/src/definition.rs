@@ -264,6 +264,10 @@ pub struct Definition {
     /// notes: where trent's definition differs from the official one, and why
     #[serde(default)]
     pub notes: Option<String>,
+    /// SPC: periods at which the process is known to have changed (a new service, a
+    /// definition change); the XmR chart starts a new segment with its own limits there
+    #[serde(default)]
+    pub spc_rebase: Vec<String>,
 }
 
 fn one() -> f64 {
@@ -459,6 +463,14 @@ impl Indicator {
         }
         if !(def.multiplier.is_finite() && def.multiplier > 0.0) {
             return Err(err("multiplier", "must be a positive number".into()));
+        }
+        for (i, r) in def.spc_rebase.iter().enumerate() {
+            if crate::period::parse_label(r).is_none() {
+                return Err(err(
+                    &format!("spc_rebase[{i}]"),
+                    format!("`{r}` is not a period (YYYY-MM, YYYY/YY or YYYY/YY Qn)"),
+                ));
+            }
         }
         for (f, m) in [("baseline", &def.baseline), ("target", &def.target)] {
             if let Some(m) = m

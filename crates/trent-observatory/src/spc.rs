@@ -49,7 +49,19 @@ pub fn apply(
             Polarity::Lower => Some(false),
             Polarity::Neither => None,
         };
-        let Some(chart) = stat::xmr(&values, improve, target) else {
+        // a rebase point starts a new segment at the first period starting on or after it
+        let rebase: Vec<usize> = ind
+            .def
+            .spc_rebase
+            .iter()
+            .filter_map(|r| crate::period::parse_label(r))
+            .filter_map(|(g, p)| {
+                let day = trent_model::time::iso(crate::period::bounds(g, p).0);
+                pts.iter().position(|&i| rows[i].0.period_start >= day)
+            })
+            .filter(|&k| k > 0)
+            .collect();
+        let Some(chart) = stat::xmr(&values, &rebase, improve, target) else {
             continue;
         };
         for (k, &i) in pts.iter().enumerate() {

@@ -88,8 +88,14 @@ pub struct Chart {
     pub assurance: Option<String>,
 }
 
-/// XmR chart of a series; `improve`: Some(true) if higher is better.
-pub fn xmr(values: &[f64], improve: Option<bool>, target: Option<f64>) -> Option<Chart> {
+/// XmR chart of a series, with new segments at the `rebase` positions; `improve`:
+/// Some(true) if higher is better.
+pub fn xmr(
+    values: &[f64],
+    rebase: &[usize],
+    improve: Option<bool>,
+    target: Option<f64>,
+) -> Option<Chart> {
     let opts = SpcOptions {
         direction: match improve {
             Some(true) => Direction::Increase,
@@ -99,7 +105,7 @@ pub fn xmr(values: &[f64], improve: Option<bool>, target: Option<f64>) -> Option
         target,
         ..SpcOptions::default()
     };
-    let c = spc::xmr(values, &[], &opts).ok()?;
+    let c = spc::xmr(values, rebase, &opts).ok()?;
     Some(Chart {
         variation: c
             .points

@@ -229,3 +229,87 @@ async fn baseline_year_reproduces_the_plan_baselines() {
     }
     assert!(checked >= 14, "only {checked} targets checked");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_and_bad_definitions_are_reported_by_file_line_and_field() {
+    let lake = Lake::open(lake().path()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("imported")).unwrap();
+    let def = |id: &str, file: &str| {
+        format!(
+            "id = \"{id}\"\ntitle = \"t\"\nsection = \"s\"\nplan = \"p\"\nmethod = \"import\"\ngrain = \"financial_year\"\npolarity = \"lower\"\nunit = \"%\"\n[import]\nfile = \"imported/{file}\"\nwhy = \"survey\"\n[baseline]\nvalue = 10.0\nperiod = \"2014/15\"\n[target]\nvalue = 8.0\nperiod = \"2020/21\"\n"
+        )
+    };
+    std::fs::write(d.join("good.toml"), def("good", "good.csv")).unwrap();
+    std::fs::write(
+        d.join("imported/good.csv"),
+        "place,period,value\nSTP-NN,2014/15,10.0\nSTP-NN,2016/17,9.5\nE06000018,2014/15,12\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("unknown_place.toml"), def("unknown_place", "u.csv")).unwrap();
+    std::fs::write(
+        d.join("imported/u.csv"),
+        "place,period,value\nSTP-NN,2014/15,10\nNOWHERE,2014/15,3\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("duplicate.toml"), def("duplicate", "dup.csv")).unwrap();
+    std::fs::write(
+        d.join("imported/dup.csv"),
+        "place,period,value\nSTP-NN,2014/15,10\nSTP-NN,2014/15,11\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("bad_rebase.toml"),
+        def("bad_rebase", "good.csv").replace("[import]", "spc_rebase = [\"soon\"]\n[import]"),
+    )
+    .unwrap();
+    let rep = run(
+        &lake,
+        &RunOptions {
+            dir: Some(d.to_path_buf()),
+            ..RunOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let stp: Vec<_> = rep
+        .values
+        .iter()
+        .filter(|v| v.indicator == "good" && v.level == "stp")
+        .collect();
+    assert_eq!(stp.len(), 2);
+    assert_eq!(stp[0].baseline, Some(10.0));
+    // half-way from 2014/15 to 2020/21 at 2016/17 (two of six years): 10 - 2 × 2/6
+    assert!((stp[1].trajectory.unwrap() - (10.0 - 2.0 * 2.0 / 6.0)).abs() < 1e-3); // by days: leap years
+    assert_eq!(stp[1].on_trajectory, Some(false));
+    assert!(
+        rep.values
+            .iter()
+            .any(|v| v.indicator == "good" && v.level == "local_authority")
+    );
+    let failed = |id: &str| {
+        rep.failed
+            .iter()
+            .find(|f| f.0 == id)
+            .map(|f| f.1.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        failed("unknown_place").contains("u.csv:3") && failed("unknown_place").contains("NOWHERE"),
+        "{:?}",
+        rep.failed
+    );
+    assert!(
+        failed("duplicate").contains("dup.csv:3") && failed("duplicate").contains("duplicate"),
+        "{:?}",
+        rep.failed
+    );
+    assert!(
+        rep.def_errors
+            .iter()
+            .any(|e| e.file.ends_with("bad_rebase.toml") && e.field == "spc_rebase[0]"),
+        "{:?}",
+        rep.def_errors
+    );
+}
