@@ -505,6 +505,22 @@ impl Expr {
                 e.write_sql(q, out);
                 out.push_str(" AS DOUBLE))");
             }
+            // chains of one logical operator are written flat, so a long `or` list does
+            // not nest parentheses past the SQL parser's recursion limit
+            Expr::Bin(op @ (Op::And | Op::Or), _, _) => {
+                let mut terms = vec![];
+                self.flatten(*op, &mut terms);
+                out.push('(');
+                for (i, t) in terms.iter().enumerate() {
+                    if i > 0 {
+                        out.push(' ');
+                        out.push_str(op.sql());
+                        out.push(' ');
+                    }
+                    t.write_sql(q, out);
+                }
+                out.push(')');
+            }
             Expr::Bin(op, a, b) => {
                 let arith = matches!(op, Op::Add | Op::Sub | Op::Mul | Op::Div);
                 out.push('(');
@@ -558,6 +574,16 @@ impl Expr {
                 sql_lit(&Value::Str(p.clone()), out);
                 out.push(')');
             }
+        }
+    }
+
+    fn flatten<'a>(&'a self, op: Op, out: &mut Vec<&'a Expr>) {
+        match self {
+            Expr::Bin(o, a, b) if *o == op => {
+                a.flatten(op, out);
+                b.flatten(op, out);
+            }
+            e => out.push(e),
         }
     }
 
