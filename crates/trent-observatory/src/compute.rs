@@ -225,16 +225,16 @@ fn mark_day(m: &Mark) -> Option<i32> {
     Some(period::mid(g, p))
 }
 
-/// The straight line from baseline to target, at a day.
-pub fn trajectory(base: &Mark, target: &Mark, day: i32) -> Option<f64> {
-    let (b, t) = (mark_day(base)?, mark_day(target)?);
-    if day < b {
+/// The straight line from (baseline day, value) to (target day, value), at a day: None
+/// before the baseline, the target after its date.
+pub fn trajectory(b: (i32, f64), t: (i32, f64), day: i32) -> Option<f64> {
+    if day < b.0 {
         return None;
     }
-    if day >= t || t == b {
-        return Some(target.value);
+    if day >= t.0 || t.0 == b.0 {
+        return Some(t.1);
     }
-    Some(base.value + (target.value - base.value) * (day - b) as f64 / (t - b) as f64)
+    Some(b.1 + (t.1 - b.1) * (day - b.0) as f64 / (t.0 - b.0) as f64)
 }
 
 /// Is `value` on or better than `aim`?
@@ -403,12 +403,73 @@ pub fn apply_marks(ind: &Indicator, row: &mut IndicatorValue, places: &Places, d
     if row.place != place || !sex_ok {
         return;
     }
-    row.baseline = Some(b.value);
-    if let Some(t) = t {
-        row.target = Some(t.value);
-        row.trajectory = trajectory(b, t, day);
+    let Some(bv) = b.value else { return };
+    row.baseline = Some(bv);
+    if let Some(t) = t
+        && let (Some(tv), Some(bd), Some(td)) = (t.value, mark_day(b), mark_day(t))
+    {
+        row.target = Some(tv);
+        row.trajectory = trajectory((bd, bv), (td, tv), day);
         if let (Some(v), Some(aim)) = (row.value, row.trajectory) {
             row.on_trajectory = meets(ind.def.polarity, v, aim);
+        }
+    }
+}
+
+/// A target stated as a change (`[target] change = -30`): every place and breakdown gets
+/// its own baseline — the mean of its values in the baseline period — its own target
+/// (baseline × (1 + change/100)) and the straight line between them.
+pub fn apply_relative(ind: &Indicator, rows: &mut [(IndicatorValue, Exact)]) {
+    let (Some(b), Some(t)) = (&ind.def.baseline, &ind.def.target) else {
+        return;
+    };
+    let (Some(change), Some(bd), Some(td)) = (t.change, mark_day(b), mark_day(t)) else {
+        return;
+    };
+    let Some((bg, bp)) = period::parse_label(&b.period) else {
+        return;
+    };
+    let (b0, b1) = period::bounds(bg, bp);
+    let (b0, b1) = (trent_model::time::iso(b0), trent_model::time::iso(b1 - 1));
+    let mut base: HashMap<(String, String, String, String), (f64, f64)> = HashMap::new();
+    for (r, _) in rows.iter() {
+        if r.period_start >= b0
+            && r.period_end <= b1
+            && let Some(v) = r.value
+        {
+            let e = base
+                .entry((
+                    r.level.clone(),
+                    r.place.clone(),
+                    r.breakdown.clone(),
+                    r.breakdown_value.clone(),
+                ))
+                .or_default();
+            e.0 += v;
+            e.1 += 1.0;
+        }
+    }
+    for (r, _) in rows.iter_mut() {
+        let k = (
+            r.level.clone(),
+            r.place.clone(),
+            r.breakdown.clone(),
+            r.breakdown_value.clone(),
+        );
+        let Some(&(sum, n)) = base.get(&k) else {
+            continue;
+        };
+        let bv = sum / n;
+        let tv = bv * (1.0 + change / 100.0);
+        let day = trent_model::time::parse(&r.period_start).unwrap_or(0)
+            + (trent_model::time::parse(&r.period_end).unwrap_or(0)
+                - trent_model::time::parse(&r.period_start).unwrap_or(0))
+                / 2;
+        r.baseline = Some(bv);
+        r.target = Some(tv);
+        r.trajectory = trajectory((bd, bv), (td, tv), day);
+        if let (Some(v), Some(aim)) = (r.value, r.trajectory) {
+            r.on_trajectory = meets(ind.def.polarity, v, aim);
         }
     }
 }

@@ -153,8 +153,13 @@ pub struct PartDef {
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Mark {
-    /// value in the indicator's unit
-    pub value: f64,
+    /// value in the indicator's unit (a baseline may leave it out when the target is a
+    /// `change`: each place's own value in the baseline period is then its baseline)
+    #[serde(default)]
+    pub value: Option<f64>,
+    /// target only: a change from each place's baseline, in percent (e.g. -30)
+    #[serde(default)]
+    pub change: Option<f64>,
     /// period label, e.g. `2014/15` or `2020-21`
     pub period: String,
     /// place the plan's figure is for (default: the whole area)
@@ -471,6 +476,40 @@ impl Indicator {
                     format!("`{r}` is not a period (YYYY-MM, YYYY/YY or YYYY/YY Qn)"),
                 ));
             }
+        }
+        match (&def.baseline, &def.target) {
+            (Some(b), Some(t)) => {
+                if t.value.is_some() == t.change.is_some() {
+                    return Err(err(
+                        "target",
+                        "give the target as a `value` or as a `change` (percent), one of them"
+                            .into(),
+                    ));
+                }
+                if b.change.is_some() {
+                    return Err(err("baseline.change", "only a target is a change".into()));
+                }
+                if t.value.is_some() && b.value.is_none() {
+                    return Err(err(
+                        "baseline.value",
+                        "a target value needs a baseline value (or give the target as a change)"
+                            .into(),
+                    ));
+                }
+            }
+            (Some(b), None) if b.value.is_none() || b.change.is_some() => {
+                return Err(err(
+                    "baseline",
+                    "a baseline without a target needs a value and no change".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(err(
+                    "target",
+                    "a target needs a [baseline] (its period at least)".into(),
+                ));
+            }
+            _ => {}
         }
         for (f, m) in [("baseline", &def.baseline), ("target", &def.target)] {
             if let Some(m) = m

@@ -265,6 +265,8 @@ pub async fn run(lake: &Lake, opts: &RunOptions) -> Result<RunReport, ObsError> 
         match res {
             Ok(rows) => {
                 let t1 = Instant::now();
+                let mut rows = rows;
+                crate::compute::apply_relative(ind, &mut rows);
                 let rows = crate::spc::apply(ind, rows);
                 report.funnels.extend(crate::funnel::points(ind, &rows));
                 if std::env::var_os("TRENT_TRACE").is_some() {
