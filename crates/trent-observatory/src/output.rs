@@ -65,18 +65,7 @@ pub fn batch(values: &[IndicatorValue]) -> Result<RecordBatch, ObsError> {
         ),
         ("unit", s(&|v| &v.unit)),
     ];
-    let schema = Arc::new(Schema::new(
-        cols.iter()
-            .map(|(name, a)| {
-                // nullable throughout, so runs of some indicators can be merged with others
-                Field::new(*name, a.data_type().clone(), true)
-            })
-            .collect::<Vec<_>>(),
-    ));
-    Ok(RecordBatch::try_new(
-        schema,
-        cols.into_iter().map(|(_, a)| a).collect(),
-    )?)
+    to_batch(cols)
 }
 
 /// The funnel table's name in the lake.
@@ -105,15 +94,7 @@ pub fn funnel_batch(points: &[crate::funnel::FunnelPoint]) -> Result<RecordBatch
         ("upper998", n(&|p| p.upper998)),
         ("position", s(&|p| &p.position)),
     ];
-    let schema = Arc::new(Schema::new(
-        cols.iter()
-            .map(|(name, a)| Field::new(*name, a.data_type().clone(), true))
-            .collect::<Vec<_>>(),
-    ));
-    Ok(RecordBatch::try_new(
-        schema,
-        cols.into_iter().map(|(_, a)| a).collect(),
-    )?)
+    to_batch(cols)
 }
 
 /// The referral dashboard's table name in the lake.
@@ -148,6 +129,11 @@ pub fn referral_batch(rows: &[crate::referrals::ReferralRow]) -> Result<RecordBa
             ),
         ),
     ];
+    to_batch(cols)
+}
+
+/// Named columns as one batch, every field nullable (so runs can be merged).
+fn to_batch(cols: Vec<(&str, ArrayRef)>) -> Result<RecordBatch, ObsError> {
     let schema = Arc::new(Schema::new(
         cols.iter()
             .map(|(name, a)| Field::new(*name, a.data_type().clone(), true))
