@@ -1,54 +1,56 @@
-//! Compile the bundled indicator catalogue (`config/indicators/*.toml`) into the binary,
-//! so `trent indicators` works from any directory.
+//! Compile the bundled indicator catalogue (`config/indicators/*.toml` and the imported
+//! CSVs beside it) into the binary, so `trent indicators` works from any directory.
+//!
+//! Paths are written relative to the package (`rerun-if-changed`) and to
+//! `CARGO_MANIFEST_DIR` (`include_str!`), never as absolute paths: Cargo shares build
+//! artefacts between checkouts of the same workspace in one target directory, and an
+//! absolute path would tie the artefact to whichever checkout built it first. A missing or
+//! empty catalogue is a build error, not an empty catalogue.
 use std::io::Write;
+use std::path::Path;
+
+const REL: &str = "../../config/indicators";
+
+fn list(dir: &Path, ext: &str) -> Vec<String> {
+    let rd = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot read the indicator catalogue {}: {e}", dir.display()));
+    let mut names: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(ext))
+        .collect();
+    names.sort();
+    names
+}
+
+fn write(out: &str, sub: &str, names: &[String], key_prefix: &str) {
+    let path = Path::new(&std::env::var("OUT_DIR").unwrap()).join(out);
+    let mut f = std::fs::File::create(path).unwrap();
+    write!(f, "[").unwrap();
+    for n in names {
+        println!("cargo:rerun-if-changed={REL}{sub}/{n}");
+        write!(
+            f,
+            "({:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), {:?}))),",
+            format!("{key_prefix}{n}"),
+            format!("/{REL}{sub}/{n}")
+        )
+        .unwrap();
+    }
+    write!(f, "]").unwrap();
+}
 
 fn main() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/indicators");
-    println!("cargo:rerun-if-changed={}", dir.display());
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    let out = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("bundled.rs");
-    let mut f = std::fs::File::create(out).unwrap();
-    write!(f, "[").unwrap();
-    for p in &files {
-        println!("cargo:rerun-if-changed={}", p.display());
-        let name = p.file_name().unwrap().to_str().unwrap();
-        write!(
-            f,
-            "({name:?}, include_str!({:?})),",
-            p.display().to_string()
-        )
-        .unwrap();
-    }
-    write!(f, "]").unwrap();
-    let imp = dir.join("imported");
-    println!("cargo:rerun-if-changed={}", imp.display());
-    let mut csvs: Vec<_> = std::fs::read_dir(&imp)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "csv"))
-                .collect()
-        })
-        .unwrap_or_default();
-    csvs.sort();
-    let out = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("bundled_files.rs");
-    let mut f = std::fs::File::create(out).unwrap();
-    write!(f, "[").unwrap();
-    for p in &csvs {
-        println!("cargo:rerun-if-changed={}", p.display());
-        let name = format!("imported/{}", p.file_name().unwrap().to_str().unwrap());
-        write!(
-            f,
-            "({name:?}, include_str!({:?})),",
-            p.display().to_string()
-        )
-        .unwrap();
-    }
-    write!(f, "]").unwrap();
+    let dir = Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join(REL);
+    println!("cargo:rerun-if-changed={REL}");
+    println!("cargo:rerun-if-changed={REL}/imported");
+    let tomls = list(&dir, ".toml");
+    assert!(
+        !tomls.is_empty(),
+        "the indicator catalogue {} holds no .toml definitions",
+        dir.display()
+    );
+    write("bundled.rs", "", &tomls, "");
+    let csvs = list(&dir.join("imported"), ".csv");
+    write("bundled_files.rs", "/imported", &csvs, "imported/");
 }

@@ -245,7 +245,12 @@ pub async fn run(lake: &Lake, opts: &RunOptions) -> Result<RunReport, ObsError> 
         None
     };
     let mut st = State {
-        c: Ctx { ctx, start, end },
+        c: Ctx {
+            dims: engine::register_dims(&ctx).await?,
+            ctx,
+            start,
+            end,
+        },
         places,
         people,
         pops: HashMap::new(),
