@@ -95,6 +95,22 @@ pub const CONDITIONS: &[ConditionCode] = &[
     cc("pvd", "Peripheral vascular disease", "400047006", "I739"),
 ];
 
+/// Ethnic groups of the NHS ethnic category codes.
+pub const ETHNIC_GROUPS: &[&str] = &["White", "Mixed", "Asian", "Black", "Other", "Not stated"];
+
+/// Ethnic group of an NHS ethnic category code (A-C White, D-G Mixed, H-L Asian, M-P Black,
+/// R-S Other, anything else Not stated).
+pub fn ethnic_group(code: &str) -> usize {
+    match code.chars().next() {
+        Some('A' | 'B' | 'C') => 0,
+        Some('D' | 'E' | 'F' | 'G') => 1,
+        Some('H' | 'J' | 'K' | 'L') => 2,
+        Some('M' | 'N' | 'P') => 3,
+        Some('R' | 'S') => 4,
+        _ => 5,
+    }
+}
+
 /// Index of a condition by key.
 pub fn condition_index(key: &str) -> Option<usize> {
     CONDITIONS.iter().position(|c| c.key == key)

@@ -14,7 +14,9 @@ use datafusion::prelude::SessionContext;
 use crate::definition::{Grain, Indicator, Per, Population, Require};
 use crate::error::ObsError;
 use crate::period;
-use crate::rollup::{AGE_GROUPS, Agg, Cell, Dims, Key, Places, Rollup, age_group, ethnic_group};
+use crate::rollup::{
+    AGE_GROUPS, Agg, Cell, Interned, Key, Places, Rollup, age_group, ethnic_group,
+};
 use crate::views::{age_sql, column_sql, date_sql, from_sql};
 
 /// The lake's span and the session the fast path runs in.
@@ -407,6 +409,11 @@ pub async fn units(
             batches.iter().map(|b| b.num_rows()).sum::<usize>()
         );
     }
+    let idims: Vec<Interned> = c
+        .dims
+        .iter()
+        .map(|x| rollup.intern(places, &x.practice, &x.district, x.imd, &x.sex, &x.ethnicity))
+        .collect();
     for b in &batches {
         let p = b.column(0).as_primitive::<Int64Type>();
         let dim = b.column(1).as_primitive::<Int32Type>();
@@ -422,16 +429,10 @@ pub async fn units(
         };
         let prov = prov.as_ref().map(|a| a.as_string::<i32>());
         for i in 0..b.num_rows() {
-            let x = &c.dims[dim.value(i) as usize];
-            let d = Dims {
-                period: p.value(i),
-                practice: &x.practice,
-                district: &x.district,
-                imd: x.imd,
-                sex: &x.sex,
-                ag: ag.value(i) as usize,
-                ethnicity: &x.ethnicity,
-                provider: prov.and_then(|a| (!a.is_null(i)).then(|| a.value(i))),
+            let x = &idims[dim.value(i) as usize];
+            let pv = match prov {
+                Some(a) if !a.is_null(i) => places.intern(a.value(i)),
+                _ => u32::MAX,
             };
             let cell = Cell {
                 n: n.value(i),
@@ -440,7 +441,7 @@ pub async fn units(
                 den: den.value(i),
                 ..Cell::default()
             };
-            rollup.add(places, &d, &cell);
+            rollup.add_interned(places, p.value(i), x, ag.value(i) as usize, pv, &cell);
         }
     }
     Ok(())
@@ -851,6 +852,16 @@ pub fn dump_sql(inds: &[Indicator], start: i32, end: i32) -> Vec<(String, String
             ));
         }
         out.push((ind.def.id.clone(), s2));
+        if let Some(h) = crate::run::health_indicator(ind) {
+            let (h1, h2) = units_sql(&h, h.def.grain, start, end, &per);
+            if let Some(h1) = h1 {
+                out.push((
+                    format!("{}-health-units", ind.def.id),
+                    format!("CREATE TEMP TABLE {} AS {h1}", units_table(&h)),
+                ));
+            }
+            out.push((format!("{}-health", ind.def.id), h2));
+        }
         if let Some(p) = &ind.population
             && !pops.iter().any(|(g, q)| *g == ind.def.grain && q == p)
         {

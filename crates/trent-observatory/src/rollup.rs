@@ -42,21 +42,7 @@ pub fn age_band(ag: usize) -> usize {
     AGE_BANDS.iter().rposition(|(_, g)| ag >= *g).unwrap_or(0)
 }
 
-/// Ethnic groups of the NHS ethnic category codes.
-pub const ETHNIC_GROUPS: &[&str] = &["White", "Mixed", "Asian", "Black", "Other", "Not stated"];
-
-/// Ethnic group of an NHS ethnic category code (A-C White, D-G Mixed, H-L Asian, M-P Black,
-/// R-S Other, anything else Not stated).
-pub fn ethnic_group(code: &str) -> usize {
-    match code.chars().next() {
-        Some('A' | 'B' | 'C') => 0,
-        Some('D' | 'E' | 'F' | 'G') => 1,
-        Some('H' | 'J' | 'K' | 'L') => 2,
-        Some('M' | 'N' | 'P') => 3,
-        Some('R' | 'S') => 4,
-        _ => 5,
-    }
-}
+pub use trent_model::codes::{ETHNIC_GROUPS, ethnic_group};
 
 /// Quintile labels (IMD deciles 1-2 → Q1 most deprived).
 pub const QUINTILES: &[&str] = &[
@@ -283,8 +269,32 @@ pub struct Rollup {
     /// rolling 12-month windows: each month is added to the 12 windows ending in it and
     /// after, by [`Rollup::finish`]
     pub rolling: bool,
-    /// the places a (practice, district, decile, provider) rolls up to, computed once
-    targets: FxMap<(u32, u32, i64, u32), Vec<Target>>,
+    /// the places a (practice, district, decile, provider) rolls up to, computed once:
+    /// an index into `target_lists`
+    targets: FxMap<(u32, u32, i64, u32), usize>,
+    target_lists: Vec<Vec<Target>>,
+}
+
+/// A unit's attributes as the roll-up indexes them ([`Rollup::intern`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Interned {
+    /// practice code index (`u32::MAX` without residence levels)
+    pub pr: u32,
+    /// district code index (`u32::MAX` without residence levels)
+    pub di: u32,
+    /// IMD decile
+    pub imd: i64,
+    /// 0 = F, 1 = M
+    pub sex: usize,
+    /// ethnic group
+    pub eth: u8,
+}
+
+fn put(cells: &mut FxMap<Key, Agg>, key: Key, sex: usize, ag: usize, c: &Cell) {
+    cells
+        .entry(key)
+        .or_insert_with(|| [[Cell::default(); AGE_GROUPS]; 2])[sex][ag]
+        .add(c);
 }
 
 impl Rollup {
@@ -304,14 +314,8 @@ impl Rollup {
             breakdowns,
             rolling,
             targets: FxMap::default(),
+            target_lists: vec![],
         }
-    }
-
-    fn put(&mut self, key: Key, sex: usize, ag: usize, c: &Cell) {
-        self.cells
-            .entry(key)
-            .or_insert_with(|| [[Cell::default(); AGE_GROUPS]; 2])[sex][ag]
-            .add(c);
     }
 
     fn targets_of(
@@ -342,49 +346,85 @@ impl Rollup {
         targets
     }
 
+    /// A unit's place and breakdown attributes as indexes, computed once per attribute
+    /// combination rather than per unit.
+    pub fn intern(
+        &self,
+        places: &mut Places,
+        practice: &str,
+        district: &str,
+        imd: i64,
+        sex: &str,
+        ethnicity: &str,
+    ) -> Interned {
+        Interned {
+            pr: if self.residence {
+                places.intern(practice)
+            } else {
+                u32::MAX
+            },
+            di: if self.residence {
+                places.intern(district)
+            } else {
+                u32::MAX
+            },
+            imd,
+            sex: usize::from(sex == "M"),
+            eth: ethnic_group(ethnicity) as u8,
+        }
+    }
+
     /// Add a unit, or a group of units with the same dims.
     pub fn add(&mut self, places: &mut Places, d: &Dims, c: &Cell) {
-        let sex = usize::from(d.sex == "M");
-        let ag = d.ag.min(AGE_GROUPS - 1);
-        let q = ((d.imd.clamp(1, 10) - 1) / 2) as u8;
-        let e = ethnic_group(d.ethnicity) as u8;
-        let pr = if self.residence {
-            places.intern(d.practice)
-        } else {
-            u32::MAX
-        };
-        let di = if self.residence {
-            places.intern(d.district)
-        } else {
-            u32::MAX
-        };
+        let x = self.intern(places, d.practice, d.district, d.imd, d.sex, d.ethnicity);
         let pv = match (self.provider, d.provider) {
             (true, Some(p)) => places.intern(p),
             _ => u32::MAX,
         };
-        let tk = (pr, di, d.imd, pv);
-        let targets = match self.targets.get(&tk) {
-            Some(t) => t.clone(),
+        self.add_interned(places, d.period, &x, d.ag, pv, c);
+    }
+
+    /// [`Rollup::add`] with the attributes already interned (`pv`: the provider's code
+    /// index, `u32::MAX` for none).
+    pub fn add_interned(
+        &mut self,
+        places: &mut Places,
+        period: i64,
+        x: &Interned,
+        ag: usize,
+        pv: u32,
+        c: &Cell,
+    ) {
+        let (sex, e) = (x.sex, x.eth);
+        let ag = ag.min(AGE_GROUPS - 1);
+        let q = ((x.imd.clamp(1, 10) - 1) / 2) as u8;
+        let pv = if self.provider { pv } else { u32::MAX };
+        let tk = (x.pr, x.di, x.imd, pv);
+        let ti = match self.targets.get(&tk) {
+            Some(&i) => i,
             None => {
-                let t = self.targets_of(places, pr, di, d.imd, pv);
-                self.targets.insert(tk, t.clone());
-                t
+                let t = self.targets_of(places, x.pr, x.di, x.imd, pv);
+                self.target_lists.push(t);
+                let i = self.target_lists.len() - 1;
+                self.targets.insert(tk, i);
+                i
             }
         };
-        for (level, place) in targets {
+        let d_period = period;
+        for &(level, place) in &self.target_lists[ti] {
             let base = Key {
                 level,
                 place,
-                period: d.period,
+                period: d_period,
                 breakdown: 0,
                 value: 0,
             };
-            self.put(base, sex, ag, c);
+            put(&mut self.cells, base, sex, ag, c);
             if self.breakdown_levels.contains(&level) {
-                for bi in 0..self.breakdowns.len() {
-                    let b = self.breakdowns[bi];
+                for &b in &self.breakdowns {
                     let value = if b == 1 { q } else { e };
-                    self.put(
+                    put(
+                        &mut self.cells,
                         Key {
                             breakdown: b,
                             value,

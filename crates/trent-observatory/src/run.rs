@@ -118,7 +118,7 @@ fn new_rollup(ind: &Indicator) -> Rollup {
 }
 
 /// The HLE health question as an indicator of its own (units: responses; numerator: not good).
-fn health_indicator(ind: &Indicator) -> Option<Indicator> {
+pub(crate) fn health_indicator(ind: &Indicator) -> Option<Indicator> {
     let (table, when, filter, bad) = ind.health.clone()?;
     let mut h = ind.clone();
     h.table = table;

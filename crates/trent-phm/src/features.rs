@@ -1,0 +1,851 @@
+//! Features per person at an index date, with the outcome the risk model learns.
+//!
+//! Who: everyone registered in the area on the index date D (registration started on or
+//! before D, not ended and not dead by D). What, and over which look-back window (all
+//! windows end the day before D; `docs/phm.md` lists them with their reasons):
+//!
+//! | feature | window | meaning |
+//! | --- | --- | --- |
+//! | `age` | at D | whole years from the birth month (the lake keeps the month only) |
+//! | `sex_male`, `imd_decile`, `ethnic_group` | at D | as registered; ethnic group 0-5 (White … Not stated) |
+//! | `ltc_<condition>` | ever before D | a GP (SNOMED CT) or hospital (ICD-10) record of each long-term condition |
+//! | `ltc_count` | ever before D | how many of them |
+//! | `emergency_365`, `emergency_730` | 1 and 2 years | emergency admissions (APC, admission method emergency) |
+//! | `elective_365`, `maternity_365` | 1 year | elective and maternity admissions |
+//! | `bed_days_365` | 1 year | length of stay of admissions that began in the year |
+//! | `days_since_emergency` | 2 years | days since the last emergency admission began; missing if none |
+//! | `ae_365`, `ae_90`, `ae_ambulance_365` | 1 year, 90 days | A&E attendances; those arriving by ambulance |
+//! | `op_365`, `gp_365`, `gp_90`, `community_365`, `mental_health_365`, `ambulance_365`, `nhs111_365` | 1 year, 90 days | contacts by setting |
+//! | `med_items_365`, `med_distinct_90`, `polypharmacy` | 1 year, 90 days | prescription issues; distinct medicines; ≥ 10 distinct medicines |
+//! | `social_care_active`, `care_home` | at D | a social care service open on D; residential or nursing care |
+//! | `charlson`, `elixhauser`, `hfrs`, `efi`, `efi_band`, `cms` | see [`crate::features::INDEX_WINDOWS`] | the published indices (trent-indices) |
+//!
+//! The outcome, when the lake covers D + 365 days: an emergency admission beginning in
+//! [D, D + 365).
+//!
+//! Two implementations: [`compute`] runs three SQL statements ([`sql`]) through
+//! DataFusion and scores the indices on the codes they return; [`reference`] reads the
+//! tables' rows and counts them one by one in plain Rust. The tests require the same
+//! numbers from both.
+
+use std::collections::HashMap;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
+use datafusion::prelude::SessionContext;
+use trent_indices::batch::IndexConfig;
+use trent_indices::code::{CodeSystem, Event};
+use trent_indices::{charlson, cms, efi, elixhauser, hfrs};
+use trent_model::codes::{CONDITIONS, ethnic_group};
+use trent_model::time;
+
+use crate::PhmError;
+
+/// How a feature is to be read by a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// a count or measure
+    Numeric,
+    /// 0 or 1
+    Binary,
+    /// an integer code with no order
+    Categorical,
+}
+
+/// Look-back windows of the indices, in days before D (`None`: everything before D).
+pub const INDEX_WINDOWS: &[(&str, Option<i32>, &str)] = &[
+    ("charlson", Some(5 * 365), "hospital ICD-10 diagnoses in the 5 years before D (Quan 2005 mapping, Charlson 1987 weights)"),
+    ("elixhauser", Some(5 * 365), "hospital ICD-10 diagnoses in the 5 years before D (Quan 2005 mapping, van Walraven 2009 weights)"),
+    ("hfrs", Some(2 * 365), "hospital ICD-10 diagnoses in the 2 years before D (Gilbert 2018)"),
+    ("efi", None, "GP and hospital codes ever, prescriptions in the year before D (Clegg 2016; polypharmacy over the year)"),
+    ("cms", Some(5 * 365), "codes in the 5 years before D and prescriptions in the year (Payne 2020, general outcome weights)"),
+];
+
+/// Lake days of the windows used by features.
+const YEAR: i32 = 365;
+const TWO_YEARS: i32 = 730;
+const RECENT: i32 = 90;
+/// Distinct medicines in 90 days that count as polypharmacy.
+pub const POLYPHARMACY: f64 = 10.0;
+
+/// The settings counted as contacts, with their feature names.
+const CONTACTS: &[(&str, &str)] = &[
+    ("op", "op_365"),
+    ("gp", "gp_365"),
+    ("community", "community_365"),
+    ("mental_health", "mental_health_365"),
+    ("ambulance", "ambulance_365"),
+    ("nhs111", "nhs111_365"),
+];
+
+/// Every feature's name and kind, in column order.
+pub fn specs() -> Vec<(String, Kind)> {
+    use Kind::*;
+    let mut v: Vec<(String, Kind)> = vec![
+        ("age".into(), Numeric),
+        ("sex_male".into(), Binary),
+        ("imd_decile".into(), Numeric),
+        ("ethnic_group".into(), Categorical),
+    ];
+    for c in CONDITIONS {
+        v.push((format!("ltc_{}", c.key), Binary));
+    }
+    v.push(("ltc_count".into(), Numeric));
+    for n in [
+        "emergency_365",
+        "emergency_730",
+        "elective_365",
+        "maternity_365",
+        "bed_days_365",
+        "days_since_emergency",
+        "ae_365",
+        "ae_90",
+        "ae_ambulance_365",
+    ] {
+        v.push((n.into(), Numeric));
+    }
+    for (_, n) in CONTACTS {
+        v.push(((*n).into(), Numeric));
+    }
+    v.push(("gp_90".into(), Numeric));
+    v.push(("med_items_365".into(), Numeric));
+    v.push(("med_distinct_90".into(), Numeric));
+    v.push(("polypharmacy".into(), Binary));
+    v.push(("social_care_active".into(), Binary));
+    v.push(("care_home".into(), Binary));
+    for n in ["charlson", "elixhauser", "hfrs", "efi"] {
+        v.push((n.into(), Numeric));
+    }
+    v.push(("efi_band".into(), Categorical));
+    v.push(("cms".into(), Numeric));
+    v
+}
+
+/// An index date, checked against the lake's span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexDate {
+    /// days since 1970-01-01
+    pub day: i32,
+    /// whether the lake covers the outcome year [D, D + 365)
+    pub has_outcome: bool,
+}
+
+impl IndexDate {
+    /// Check `date` (ISO) against a lake spanning `[start, end]` (ISO, inclusive): at
+    /// least a year of look-back, and not after the day following the lake's last.
+    pub fn check(date: &str, start: &str, end: &str) -> Result<IndexDate, PhmError> {
+        let err = |why: String| PhmError::IndexDate {
+            date: date.to_string(),
+            why,
+        };
+        let day = time::parse(date).ok_or_else(|| err("not a date (YYYY-MM-DD)".into()))?;
+        let s = time::parse(start).ok_or_else(|| err(format!("lake start {start:?}")))?;
+        let e = time::parse(end).ok_or_else(|| err(format!("lake end {end:?}")))? + 1;
+        if day < s + YEAR {
+            return Err(err(format!(
+                "the lake begins {start}: features need a year of history, so the earliest index date is {}",
+                time::iso(s + YEAR)
+            )));
+        }
+        if day > e {
+            return Err(err(format!(
+                "the lake ends {end}: the latest index date is {}",
+                time::iso(e)
+            )));
+        }
+        Ok(IndexDate {
+            day,
+            has_outcome: day + YEAR <= e,
+        })
+    }
+}
+
+/// One row per person registered on the index date.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Features {
+    /// the index date (days since 1970-01-01)
+    pub index_day: i32,
+    /// pseudonymous lake ids, ascending
+    pub person_id: Vec<i64>,
+    /// registered practice (organisation code), for places and worklists
+    pub practice: Vec<String>,
+    /// feature names, in column order ([`specs`])
+    pub names: Vec<String>,
+    /// feature kinds
+    pub kinds: Vec<Kind>,
+    /// column-major values; NaN = missing
+    pub columns: Vec<Vec<f64>>,
+    /// an emergency admission in [D, D + 365), when the lake covers that year
+    pub outcome: Option<Vec<u8>>,
+    /// codes the indices could not read (malformed for their code system), counted
+    pub malformed_codes: usize,
+}
+
+impl Features {
+    /// A column by name.
+    pub fn column(&self, name: &str) -> Option<&[f64]> {
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .map(|i| self.columns[i].as_slice())
+    }
+    /// Number of people.
+    pub fn len(&self) -> usize {
+        self.person_id.len()
+    }
+    /// No people.
+    pub fn is_empty(&self) -> bool {
+        self.person_id.is_empty()
+    }
+}
+
+fn date(d: i32) -> String {
+    format!("DATE '{}'", time::iso(d))
+}
+
+fn ts(d: i32) -> String {
+    format!("TIMESTAMP '{} 00:00:00'", time::iso(d))
+}
+
+fn codes_in(c: &trent_model::codes::ConditionCode) -> String {
+    format!("code IN ('{}', '{}')", c.snomed, c.icd10)
+}
+
+/// The SQL the fast path runs for index day `d`: (name, statement). The same text runs
+/// in DuckDB for the benchmark (`trent stratify --dump-sql`).
+pub fn sql(d: i32) -> Vec<(String, String)> {
+    let (y, m, _) = time::ymd(d);
+    let dmi = i64::from(y) * 12 + i64::from(m) - 1;
+    let em = "setting = 'apc' AND admission_method = 'emergency'";
+    let win = |from: i32| format!("start_ts >= {} AND start_ts < {}", ts(d - from), ts(d));
+    let mut act = vec![
+        format!("SUM(CASE WHEN {em} AND {} THEN 1 ELSE 0 END) AS emergency_365", win(YEAR)),
+        format!("SUM(CASE WHEN {em} AND {} THEN 1 ELSE 0 END) AS emergency_730", win(TWO_YEARS)),
+        format!("SUM(CASE WHEN setting = 'apc' AND admission_method = 'elective' AND {} THEN 1 ELSE 0 END) AS elective_365", win(YEAR)),
+        format!("SUM(CASE WHEN setting = 'apc' AND admission_method = 'maternity' AND {} THEN 1 ELSE 0 END) AS maternity_365", win(YEAR)),
+        format!("SUM(CASE WHEN setting = 'apc' AND {} THEN COALESCE(los_days, 0) ELSE 0 END) AS bed_days_365", win(YEAR)),
+        format!("MAX(CASE WHEN {em} AND {} THEN start_ts END) AS last_emergency", win(TWO_YEARS)),
+        format!("SUM(CASE WHEN setting = 'ae' AND {} THEN 1 ELSE 0 END) AS ae_365", win(YEAR)),
+        format!("SUM(CASE WHEN setting = 'ae' AND {} THEN 1 ELSE 0 END) AS ae_90", win(RECENT)),
+        format!("SUM(CASE WHEN setting = 'ae' AND arrival_mode = 'ambulance' AND {} THEN 1 ELSE 0 END) AS ae_ambulance_365", win(YEAR)),
+    ];
+    for (s, n) in CONTACTS {
+        act.push(format!(
+            "SUM(CASE WHEN setting = '{s}' AND {} THEN 1 ELSE 0 END) AS {n}",
+            win(YEAR)
+        ));
+    }
+    act.push(format!(
+        "SUM(CASE WHEN setting = 'gp' AND {} THEN 1 ELSE 0 END) AS gp_90",
+        win(RECENT)
+    ));
+    act.push(format!(
+        "SUM(CASE WHEN {em} AND start_ts >= {} AND start_ts < {} THEN 1 ELSE 0 END) AS outcome",
+        ts(d),
+        ts(d + YEAR)
+    ));
+    let act_names: Vec<String> = act
+        .iter()
+        .map(|a| a.rsplit(" AS ").next().unwrap().to_string())
+        .collect();
+    let cond: Vec<String> = CONDITIONS
+        .iter()
+        .map(|c| format!("MAX(CASE WHEN {} THEN 1 ELSE 0 END) AS ltc_{}", codes_in(c), c.key))
+        .collect();
+    let mut sel = vec![
+        "pop.person_id".to_string(),
+        "pop.practice_code".to_string(),
+        "pop.age".to_string(),
+        "pop.sex".to_string(),
+        "pop.imd_decile".to_string(),
+        "pop.ethnicity".to_string(),
+    ];
+    for c in CONDITIONS {
+        sel.push(format!("COALESCE(cond.ltc_{k}, 0) AS ltc_{k}", k = c.key));
+    }
+    for n in &act_names {
+        if n == "last_emergency" {
+            sel.push("act.last_emergency".into());
+        } else {
+            sel.push(format!("COALESCE(act.{n}, 0) AS {n}"));
+        }
+    }
+    for n in ["med_items_365", "med_distinct_90"] {
+        sel.push(format!("COALESCE(med.{n}, 0) AS {n}"));
+    }
+    for n in ["social_care_active", "care_home"] {
+        sel.push(format!("COALESCE(sc.{n}, 0) AS {n}"));
+    }
+    let main = format!(
+        "WITH pop AS (SELECT person_id, practice_code, CAST(floor(({dmi} - (date_part('year', birth_month) * 12 + date_part('month', birth_month) - 1)) / 12.0) AS BIGINT) AS age, sex, imd_decile, ethnicity FROM person WHERE registration_start <= {dd} AND (registration_end IS NULL OR registration_end > {dd}) AND (death_date IS NULL OR death_date > {dd})),\n\
+         act AS (SELECT person_id, {act} FROM activity WHERE start_ts >= {from} AND start_ts < {to} GROUP BY person_id),\n\
+         cond AS (SELECT person_id, {cond} FROM condition WHERE recorded_date < {dd} GROUP BY person_id),\n\
+         med AS (SELECT person_id, COUNT(*) AS med_items_365, COUNT(DISTINCT CASE WHEN issue_date >= {d90} THEN code END) AS med_distinct_90 FROM medication WHERE issue_date >= {d365} AND issue_date < {dd} GROUP BY person_id),\n\
+         sc AS (SELECT person_id, MAX(1) AS social_care_active, MAX(CASE WHEN service IN ('residential', 'nursing') THEN 1 ELSE 0 END) AS care_home FROM social_care WHERE start_date <= {dd} AND (end_date IS NULL OR end_date > {dd}) GROUP BY person_id)\n\
+         SELECT {sel} FROM pop LEFT JOIN act ON act.person_id = pop.person_id LEFT JOIN cond ON cond.person_id = pop.person_id LEFT JOIN med ON med.person_id = pop.person_id LEFT JOIN sc ON sc.person_id = pop.person_id ORDER BY pop.person_id",
+        dd = date(d),
+        act = act.join(", "),
+        from = ts(d - TWO_YEARS),
+        to = ts(d + YEAR),
+        cond = cond.join(", "),
+        d90 = date(d - RECENT),
+        d365 = date(d - YEAR),
+        sel = sel.join(", "),
+    );
+    vec![
+        ("features".into(), main),
+        (
+            "index-conditions".into(),
+            format!(
+                "SELECT person_id, code_system, code, recorded_date FROM condition WHERE recorded_date < {}",
+                date(d)
+            ),
+        ),
+        (
+            "index-medicines".into(),
+            format!(
+                "SELECT person_id, code, issue_date FROM medication WHERE issue_date >= {} AND issue_date < {}",
+                date(d - YEAR),
+                date(d)
+            ),
+        ),
+    ]
+}
+
+/// Codes per person for the indices: (system, code, days before D).
+type Codes = HashMap<i64, Vec<(CodeSystem, String, u32)>>;
+
+/// The indices of one person: charlson, elixhauser, hfrs, efi, efi band, cms, malformed.
+fn indices(codes: &[(CodeSystem, String, u32)]) -> ([f64; 6], usize) {
+    let win = |name: &str| {
+        INDEX_WINDOWS
+            .iter()
+            .find(|w| w.0 == name)
+            .and_then(|w| w.1)
+            .map_or(u32::MAX, |d| d as u32)
+    };
+    let hosp = |days: u32| {
+        codes
+            .iter()
+            .filter(move |(s, _, a)| *s == CodeSystem::Icd10 && *a < days)
+            .map(|(_, c, _)| c.as_str())
+    };
+    let cfg = IndexConfig::default();
+    let ch = charlson::charlson(hosp(win("charlson")), cfg.charlson_mapping, cfg.charlson_weights);
+    let el = elixhauser::elixhauser(hosp(win("elixhauser")));
+    let hf = hfrs::hfrs(hosp(win("hfrs")));
+    let ev: Vec<Event> = codes
+        .iter()
+        .map(|(s, c, a)| Event::dated(*s, c, *a))
+        .collect();
+    let ef = efi::efi(&ev);
+    let cw = win("cms");
+    let cev: Vec<Event> = ev.iter().filter(|e| e.within(cw)).copied().collect();
+    let cm = cms::cms(&cev, cfg.cms_weights);
+    let band = match ef.band {
+        "fit" => 0.0,
+        "mild" => 1.0,
+        "moderate" => 2.0,
+        _ => 3.0,
+    };
+    let malformed = ch.malformed.len() + ef.malformed.len();
+    (
+        [
+            ch.score as f64,
+            el.score as f64,
+            hf.score,
+            ef.score,
+            band,
+            cm.score,
+        ],
+        malformed,
+    )
+}
+
+fn system(s: &str) -> CodeSystem {
+    match s {
+        "ICD10" => CodeSystem::Icd10,
+        _ => CodeSystem::Snomed,
+    }
+}
+
+/// Person-level values before the indices, shared by both paths' assembly.
+struct Raw {
+    person_id: i64,
+    practice: String,
+    /// values in spec order, indices left NaN
+    values: Vec<f64>,
+    outcome: u8,
+}
+
+fn assemble(d: IndexDate, mut raws: Vec<Raw>, codes: &Codes) -> Features {
+    raws.sort_by_key(|r| r.person_id);
+    let specs = specs();
+    let idx0 = specs.iter().position(|s| s.0 == "charlson").unwrap();
+    let n = raws.len();
+    let mut columns = vec![Vec::with_capacity(n); specs.len()];
+    let mut malformed = 0;
+    let empty = vec![];
+    // the indices per person on 2 threads
+    let scores: Vec<([f64; 6], usize)> = {
+        let half = n / 2;
+        let (a, b) = raws.split_at(half);
+        let score = |part: &[Raw]| -> Vec<([f64; 6], usize)> {
+            part.iter()
+                .map(|r| indices(codes.get(&r.person_id).unwrap_or(&empty)))
+                .collect()
+        };
+        std::thread::scope(|s| {
+            let h = s.spawn(|| score(b));
+            let mut x = score(a);
+            x.extend(h.join().expect("index scoring thread"));
+            x
+        })
+    };
+    let mut person_id = Vec::with_capacity(n);
+    let mut practice = Vec::with_capacity(n);
+    let mut outcome = Vec::with_capacity(n);
+    for (r, (sc, bad)) in raws.into_iter().zip(scores) {
+        person_id.push(r.person_id);
+        practice.push(r.practice);
+        outcome.push(r.outcome);
+        malformed += bad;
+        let mut v = r.values;
+        v[idx0..idx0 + 6].copy_from_slice(&sc);
+        for (c, x) in columns.iter_mut().zip(v) {
+            c.push(x);
+        }
+    }
+    Features {
+        index_day: d.day,
+        person_id,
+        practice,
+        names: specs.iter().map(|s| s.0.clone()).collect(),
+        kinds: specs.iter().map(|s| s.1).collect(),
+        columns,
+        outcome: d.has_outcome.then_some(outcome),
+        malformed_codes: malformed,
+    }
+}
+
+/// Values in spec order from the per-person counts (indices NaN until scored).
+#[allow(clippy::too_many_arguments)]
+fn row_values(
+    age: f64,
+    sex: &str,
+    imd: f64,
+    ethnicity: &str,
+    ltc: &[f64],
+    act: &HashMap<&str, f64>,
+    days_since_emergency: f64,
+    med_items: f64,
+    med_distinct: f64,
+    sc_active: f64,
+    care_home: f64,
+) -> Vec<f64> {
+    let mut v = vec![
+        age,
+        f64::from(u8::from(sex == "M")),
+        imd,
+        ethnic_group(ethnicity) as f64,
+    ];
+    v.extend_from_slice(ltc);
+    v.push(ltc.iter().sum());
+    for n in [
+        "emergency_365",
+        "emergency_730",
+        "elective_365",
+        "maternity_365",
+        "bed_days_365",
+    ] {
+        v.push(act[n]);
+    }
+    v.push(days_since_emergency);
+    for n in ["ae_365", "ae_90", "ae_ambulance_365"] {
+        v.push(act[n]);
+    }
+    for (_, n) in CONTACTS {
+        v.push(act[n]);
+    }
+    v.push(act["gp_90"]);
+    v.push(med_items);
+    v.push(med_distinct);
+    v.push(f64::from(u8::from(med_distinct >= POLYPHARMACY)));
+    v.push(sc_active);
+    v.push(care_home);
+    v.extend([f64::NAN; 6]);
+    v
+}
+
+fn f(b: &RecordBatch, name: &str) -> Result<Vec<f64>, PhmError> {
+    let c = b
+        .column_by_name(name)
+        .ok_or_else(|| PhmError::Other(format!("features query returned no column {name}")))?;
+    let c = arrow::compute::cast(c, &DataType::Float64)?;
+    let a = c.as_primitive::<Float64Type>();
+    Ok((0..a.len())
+        .map(|i| if a.is_null(i) { f64::NAN } else { a.value(i) })
+        .collect())
+}
+
+fn s(b: &RecordBatch, name: &str) -> Result<Vec<String>, PhmError> {
+    let c = b
+        .column_by_name(name)
+        .ok_or_else(|| PhmError::Other(format!("features query returned no column {name}")))?;
+    let c = arrow::compute::cast(c, &DataType::Utf8)?;
+    let a = c.as_string::<i32>();
+    Ok((0..a.len()).map(|i| a.value(i).to_string()).collect())
+}
+
+fn opt_s(b: &RecordBatch, name: &str) -> Result<Vec<Option<String>>, PhmError> {
+    let c = b
+        .column_by_name(name)
+        .ok_or_else(|| PhmError::Other(format!("query returned no column {name}")))?;
+    let c = arrow::compute::cast(c, &DataType::Utf8)?;
+    let a = c.as_string::<i32>();
+    Ok((0..a.len())
+        .map(|i| (!a.is_null(i)).then(|| a.value(i).to_string()))
+        .collect())
+}
+
+/// The fast path: the [`sql`] statements through DataFusion, the indices scored on the
+/// codes they return.
+pub async fn compute(ctx: &SessionContext, d: IndexDate) -> Result<Features, PhmError> {
+    let stmts = sql(d.day);
+    let main = ctx.sql(&stmts[0].1).await?.collect();
+    let conds = ctx.sql(&stmts[1].1).await?.collect();
+    let meds = ctx.sql(&stmts[2].1).await?.collect();
+    let (main, conds, meds) = tokio::try_join!(main, conds, meds)?;
+    let mut raws = vec![];
+    let act_names: Vec<&str> = [
+        "emergency_365",
+        "emergency_730",
+        "elective_365",
+        "maternity_365",
+        "bed_days_365",
+        "ae_365",
+        "ae_90",
+        "ae_ambulance_365",
+        "gp_90",
+        "outcome",
+    ]
+    .into_iter()
+    .chain(CONTACTS.iter().map(|c| c.1))
+    .collect();
+    for b in &main {
+        let pid = b
+            .column_by_name("person_id")
+            .ok_or_else(|| PhmError::Other("no person_id".into()))?
+            .as_primitive::<Int64Type>()
+            .clone();
+        let practice = s(b, "practice_code")?;
+        let sex = s(b, "sex")?;
+        let eth = s(b, "ethnicity")?;
+        let age = f(b, "age")?;
+        let imd = f(b, "imd_decile")?;
+        let ltc: Vec<Vec<f64>> = CONDITIONS
+            .iter()
+            .map(|c| f(b, &format!("ltc_{}", c.key)))
+            .collect::<Result<_, _>>()?;
+        let acts: Vec<Vec<f64>> = act_names
+            .iter()
+            .map(|n| f(b, n))
+            .collect::<Result<_, _>>()?;
+        let last = b
+            .column_by_name("last_emergency")
+            .ok_or_else(|| PhmError::Other("no last_emergency".into()))?;
+        let last = arrow::compute::cast(
+            last,
+            &DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None),
+        )?;
+        let last = last.as_primitive::<TimestampMicrosecondType>();
+        let items = f(b, "med_items_365")?;
+        let distinct = f(b, "med_distinct_90")?;
+        let sca = f(b, "social_care_active")?;
+        let ch = f(b, "care_home")?;
+        for i in 0..b.num_rows() {
+            let act: HashMap<&str, f64> = act_names
+                .iter()
+                .zip(&acts)
+                .map(|(n, v)| (*n, v[i]))
+                .collect();
+            let dse = if last.is_null(i) {
+                f64::NAN
+            } else {
+                let day = last.value(i).div_euclid(86_400_000_000) as i32;
+                f64::from(d.day - day)
+            };
+            let l: Vec<f64> = ltc.iter().map(|c| c[i]).collect();
+            raws.push(Raw {
+                person_id: pid.value(i),
+                practice: practice[i].clone(),
+                values: row_values(
+                    age[i], &sex[i], imd[i], &eth[i], &l, &act, dse, items[i], distinct[i],
+                    sca[i], ch[i],
+                ),
+                outcome: u8::from(act["outcome"] > 0.0),
+            });
+        }
+    }
+    let mut codes: Codes = HashMap::new();
+    for b in &conds {
+        let pid = b.column(0).as_primitive::<Int64Type>();
+        let sys = arrow::compute::cast(b.column(1), &DataType::Utf8)?;
+        let sys = sys.as_string::<i32>();
+        let code = arrow::compute::cast(b.column(2), &DataType::Utf8)?;
+        let code = code.as_string::<i32>();
+        let rd = b.column(3).as_primitive::<Date32Type>();
+        for i in 0..b.num_rows() {
+            codes.entry(pid.value(i)).or_default().push((
+                system(sys.value(i)),
+                code.value(i).to_string(),
+                (d.day - rd.value(i)) as u32,
+            ));
+        }
+    }
+    for b in &meds {
+        let pid = b.column(0).as_primitive::<Int64Type>();
+        let code = arrow::compute::cast(b.column(1), &DataType::Utf8)?;
+        let code = code.as_string::<i32>();
+        let id = b.column(2).as_primitive::<Date32Type>();
+        for i in 0..b.num_rows() {
+            codes.entry(pid.value(i)).or_default().push((
+                CodeSystem::Bnf,
+                code.value(i).to_string(),
+                (d.day - id.value(i)) as u32,
+            ));
+        }
+    }
+    Ok(assemble(d, raws, &codes))
+}
+
+/// Rows of a whole table (selected columns), for the reference path.
+async fn rows(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, PhmError> {
+    Ok(ctx.sql(sql).await?.collect().await?)
+}
+
+/// The reference: every row of every table read and counted one by one, with no SQL
+/// beyond selecting columns. Slow; for small lakes and the tests.
+pub async fn reference(ctx: &SessionContext, d: IndexDate) -> Result<Features, PhmError> {
+    let day = d.day;
+    let (y, m, _) = time::ymd(day);
+    struct P {
+        practice: String,
+        age: f64,
+        sex: String,
+        imd: f64,
+        eth: String,
+        ltc: Vec<f64>,
+        act: HashMap<&'static str, f64>,
+        last_em: Option<i32>,
+        med_items: f64,
+        med_codes: Vec<String>,
+        sc: f64,
+        care_home: f64,
+        outcome: u8,
+    }
+    let mut people: HashMap<i64, P> = HashMap::new();
+    for b in rows(ctx, "SELECT person_id, practice_code, sex, birth_month, imd_decile, ethnicity, registration_start, registration_end, death_date FROM person").await? {
+        let pid = b.column(0).as_primitive::<Int64Type>();
+        let bm = b.column(3).as_primitive::<Date32Type>();
+        let rs = b.column(6).as_primitive::<Date32Type>();
+        let re = b.column(7).as_primitive::<Date32Type>();
+        let dd = b.column(8).as_primitive::<Date32Type>();
+        let practice = s(&b, "practice_code")?;
+        let sex = s(&b, "sex")?;
+        let eth = s(&b, "ethnicity")?;
+        let imd = f(&b, "imd_decile")?;
+        for i in 0..b.num_rows() {
+            let registered = rs.value(i) <= day
+                && (re.is_null(i) || re.value(i) > day)
+                && (dd.is_null(i) || dd.value(i) > day);
+            if !registered {
+                continue;
+            }
+            let (by, bmo, _) = time::ymd(bm.value(i));
+            let months = (y * 12 + m as i32) - (by * 12 + bmo as i32);
+            let mut act = HashMap::new();
+            for n in [
+                "emergency_365",
+                "emergency_730",
+                "elective_365",
+                "maternity_365",
+                "bed_days_365",
+                "ae_365",
+                "ae_90",
+                "ae_ambulance_365",
+                "gp_90",
+            ]
+            .into_iter()
+            .chain(CONTACTS.iter().map(|c| c.1))
+            {
+                act.insert(n, 0.0);
+            }
+            people.insert(
+                pid.value(i),
+                P {
+                    practice: practice[i].clone(),
+                    age: months.div_euclid(12) as f64,
+                    sex: sex[i].clone(),
+                    imd: imd[i],
+                    eth: eth[i].clone(),
+                    ltc: vec![0.0; CONDITIONS.len()],
+                    act,
+                    last_em: None,
+                    med_items: 0.0,
+                    med_codes: vec![],
+                    sc: 0.0,
+                    care_home: 0.0,
+                    outcome: 0,
+                },
+            );
+        }
+    }
+    for b in rows(ctx, "SELECT person_id, setting, admission_method, start_ts, los_days, arrival_mode FROM activity").await? {
+        let pid = b.column(0).as_primitive::<Int64Type>();
+        let setting = s(&b, "setting")?;
+        let method = opt_s(&b, "admission_method")?;
+        let st = b.column(3).as_primitive::<TimestampMicrosecondType>();
+        let los = f(&b, "los_days")?;
+        let arrival = opt_s(&b, "arrival_mode")?;
+        for i in 0..b.num_rows() {
+            let Some(p) = people.get_mut(&pid.value(i)) else {
+                continue;
+            };
+            let sday = st.value(i).div_euclid(86_400_000_000) as i32;
+            let ago = day - sday; // > 0: before D
+            let set = setting[i].as_str();
+            let meth = method[i].as_deref();
+            let emergency = set == "apc" && meth == Some("emergency");
+            if (0..YEAR).contains(&(sday - day)) && emergency {
+                p.outcome = 1;
+            }
+            if ago < 1 {
+                continue;
+            }
+            let in_year = ago <= YEAR;
+            let recent = ago <= RECENT;
+            let mut add = |n: &'static str, x: f64| *p.act.get_mut(n).unwrap() += x;
+            if emergency {
+                if ago <= TWO_YEARS {
+                    add("emergency_730", 1.0);
+                    p.last_em = Some(p.last_em.map_or(sday, |l| l.max(sday)));
+                }
+                if in_year {
+                    add("emergency_365", 1.0);
+                }
+            }
+            if set == "apc" && in_year {
+                if meth == Some("elective") {
+                    add("elective_365", 1.0);
+                }
+                if meth == Some("maternity") {
+                    add("maternity_365", 1.0);
+                }
+                add("bed_days_365", if los[i].is_nan() { 0.0 } else { los[i] });
+            }
+            if set == "ae" {
+                if in_year {
+                    add("ae_365", 1.0);
+                    if arrival[i].as_deref() == Some("ambulance") {
+                        add("ae_ambulance_365", 1.0);
+                    }
+                }
+                if recent {
+                    add("ae_90", 1.0);
+                }
+            }
+            if set == "gp" && recent {
+                add("gp_90", 1.0);
+            }
+            for (cs, n) in CONTACTS {
+                if set == *cs && in_year {
+                    add(n, 1.0);
+                }
+            }
+        }
+    }
+    let mut codes: Codes = HashMap::new();
+    for b in rows(ctx, "SELECT person_id, code_system, code, recorded_date FROM condition").await? {
+        let pid = b.column(0).as_primitive::<Int64Type>();
+        let sys = s(&b, "code_system")?;
+        let code = s(&b, "code")?;
+        let rd = b.column(3).as_primitive::<Date32Type>();
+        for i in 0..b.num_rows() {
+            let ago = day - rd.value(i);
+            if ago < 1 {
+                continue;
+            }
+            if let Some(p) = people.get_mut(&pid.value(i)) {
+                for (k, c) in CONDITIONS.iter().enumerate() {
+                    if code[i] == c.snomed || code[i] == c.icd10 {
+                        p.ltc[k] = 1.0;
+                    }
+                }
+            }
+            codes
+                .entry(pid.value(i))
+                .or_default()
+                .push((system(&sys[i]), code[i].clone(), ago as u32));
+        }
+    }
+    for b in rows(ctx, "SELECT person_id, code, issue_date FROM medication").await? {
+        let pid = b.column(0).as_primitive::<Int64Type>();
+        let code = s(&b, "code")?;
+        let id = b.column(2).as_primitive::<Date32Type>();
+        for i in 0..b.num_rows() {
+            let ago = day - id.value(i);
+            if !(1..=YEAR).contains(&ago) {
+                continue;
+            }
+            if let Some(p) = people.get_mut(&pid.value(i)) {
+                p.med_items += 1.0;
+                if ago <= RECENT && !p.med_codes.contains(&code[i]) {
+                    p.med_codes.push(code[i].clone());
+                }
+            }
+            codes
+                .entry(pid.value(i))
+                .or_default()
+                .push((CodeSystem::Bnf, code[i].clone(), ago as u32));
+        }
+    }
+    for b in rows(ctx, "SELECT person_id, service, start_date, end_date FROM social_care").await? {
+        let pid = b.column(0).as_primitive::<Int64Type>();
+        let service = s(&b, "service")?;
+        let sd = b.column(2).as_primitive::<Date32Type>();
+        let ed = b.column(3).as_primitive::<Date32Type>();
+        for i in 0..b.num_rows() {
+            let open = sd.value(i) <= day && (ed.is_null(i) || ed.value(i) > day);
+            if let (true, Some(p)) = (open, people.get_mut(&pid.value(i))) {
+                p.sc = 1.0;
+                if service[i] == "residential" || service[i] == "nursing" {
+                    p.care_home = 1.0;
+                }
+            }
+        }
+    }
+    let raws = people
+        .into_iter()
+        .map(|(pid, p)| Raw {
+            person_id: pid,
+            values: row_values(
+                p.age,
+                &p.sex,
+                p.imd,
+                &p.eth,
+                &p.ltc,
+                &p.act,
+                p.last_em.map_or(f64::NAN, |l| f64::from(day - l)),
+                p.med_items,
+                p.med_codes.len() as f64,
+                p.sc,
+                p.care_home,
+            ),
+            practice: p.practice,
+            outcome: p.outcome,
+        })
+        .collect();
+    Ok(assemble(d, raws, &codes))
+}

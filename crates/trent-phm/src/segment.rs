@@ -1,0 +1,171 @@
+//! Segmentation: the Bridges to Health segments, eFI frailty bands and rising risk.
+//!
+//! Bridges to Health (Lynn et al., Milbank Quarterly 2007) divides a population by what
+//! its members need from services, and each person belongs to one segment: the most
+//! demanding that applies, in the order below. The lake has no palliative care register
+//! or disability register, so some segments are found from proxies; each rule says which.
+//!
+//! | segment | rule (features at D) |
+//! | --- | --- |
+//! | end of life | cancer with ≥ 2 emergency admissions in the year, or severe frailty (eFI) at 75+ with ≥ 2 (proxy for a palliative care register) |
+//! | frailty | 65+ with moderate or severe eFI, a Hospital Frailty Risk Score ≥ 5, dementia, or in a care home |
+//! | complex multimorbidity | ≥ 4 long-term conditions, or ≥ 2 with heart failure, COPD or CKD and an emergency admission in the year ("limited reserve, serious exacerbations") |
+//! | stable but serious disability | learning disability, serious mental illness, stroke with social care, or social care under 65 |
+//! | chronic conditions | ≥ 1 long-term condition |
+//! | maternal and infant | under 1, or a maternity admission in the year |
+//! | acutely ill | an emergency admission in the year or an A&E attendance in 90 days |
+//! | healthy | none of the above |
+//!
+//! Rising risk (see [`rising_risk`]): not in the top 5% of risk now, but either in the next
+//! 15% (the 80th to 95th centile) or with a risk at least twice what the same model gave a
+//! year earlier — the people a team can still keep out of the top band.
+
+use crate::features::Features;
+
+/// A Bridges to Health segment, most demanding first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Segment {
+    /// short period of decline before dying
+    EndOfLife,
+    /// long dwindling: frailty and dementia
+    Frailty,
+    /// limited reserve and serious exacerbations
+    ComplexMultimorbidity,
+    /// stable but serious disability
+    Disability,
+    /// chronic conditions, normal function
+    ChronicConditions,
+    /// maternal and infant health
+    MaternalInfant,
+    /// acutely ill, mostly curable
+    AcutelyIll,
+    /// healthy
+    Healthy,
+}
+
+impl Segment {
+    /// All, most demanding first.
+    pub const ALL: [Segment; 8] = [
+        Segment::EndOfLife,
+        Segment::Frailty,
+        Segment::ComplexMultimorbidity,
+        Segment::Disability,
+        Segment::ChronicConditions,
+        Segment::MaternalInfant,
+        Segment::AcutelyIll,
+        Segment::Healthy,
+    ];
+    /// Stable name (snake case).
+    pub fn name(self) -> &'static str {
+        match self {
+            Segment::EndOfLife => "end_of_life",
+            Segment::Frailty => "frailty",
+            Segment::ComplexMultimorbidity => "complex_multimorbidity",
+            Segment::Disability => "disability",
+            Segment::ChronicConditions => "chronic_conditions",
+            Segment::MaternalInfant => "maternal_infant",
+            Segment::AcutelyIll => "acutely_ill",
+            Segment::Healthy => "healthy",
+        }
+    }
+    /// Parse a [`Segment::name`].
+    pub fn parse(s: &str) -> Option<Segment> {
+        Segment::ALL.into_iter().find(|x| x.name() == s)
+    }
+}
+
+/// eFI bands by the `efi_band` feature (Clegg 2016: fit ≤ 0.12, mild ≤ 0.24, moderate ≤ 0.36, severe).
+pub const EFI_BANDS: [&str; 4] = ["fit", "mild", "moderate", "severe"];
+
+/// Named feature columns for the rules.
+struct Cols<'a> {
+    f: &'a Features,
+}
+
+impl Cols<'_> {
+    fn get(&self, name: &str, i: usize) -> f64 {
+        self.f
+            .column(name)
+            .map(|c| c[i])
+            .unwrap_or_else(|| panic!("segmentation needs feature {name}"))
+    }
+    fn yes(&self, name: &str, i: usize) -> bool {
+        self.get(name, i) > 0.0
+    }
+}
+
+/// The segment of person `i` of `f`.
+pub fn segment(f: &Features, i: usize) -> Segment {
+    let c = Cols { f };
+    let age = c.get("age", i);
+    let em = c.get("emergency_365", i);
+    let efi_band = c.get("efi_band", i);
+    let ltcs = c.get("ltc_count", i);
+    if (c.yes("ltc_cancer", i) && em >= 2.0) || (efi_band >= 3.0 && age >= 75.0 && em >= 2.0) {
+        return Segment::EndOfLife;
+    }
+    if age >= 65.0
+        && (efi_band >= 2.0
+            || c.get("hfrs", i) >= 5.0
+            || c.yes("ltc_dementia", i)
+            || c.yes("care_home", i))
+    {
+        return Segment::Frailty;
+    }
+    let organ = c.yes("ltc_heart_failure", i) || c.yes("ltc_copd", i) || c.yes("ltc_ckd", i);
+    if ltcs >= 4.0 || (ltcs >= 2.0 && organ && em >= 1.0) {
+        return Segment::ComplexMultimorbidity;
+    }
+    let sc = c.yes("social_care_active", i);
+    if c.yes("ltc_learning_disability", i)
+        || c.yes("ltc_smi", i)
+        || (c.yes("ltc_stroke", i) && sc)
+        || (age < 65.0 && sc)
+    {
+        return Segment::Disability;
+    }
+    if ltcs >= 1.0 {
+        return Segment::ChronicConditions;
+    }
+    if age < 1.0 || c.yes("maternity_365", i) {
+        return Segment::MaternalInfant;
+    }
+    if em >= 1.0 || c.yes("ae_90", i) {
+        return Segment::AcutelyIll;
+    }
+    Segment::Healthy
+}
+
+/// Everyone's segment.
+pub fn segments(f: &Features) -> Vec<Segment> {
+    (0..f.len()).map(|i| segment(f, i)).collect()
+}
+
+/// Centile (0-100, share of people with a lower risk) of each risk.
+pub fn centiles(risk: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..risk.len()).collect();
+    order.sort_by(|&a, &b| risk[a].total_cmp(&risk[b]));
+    let mut out = vec![0.0; risk.len()];
+    let n = risk.len().max(1) as f64;
+    let mut k = 0;
+    while k < order.len() {
+        // ties share the centile of their first member
+        let mut j = k;
+        while j + 1 < order.len() && risk[order[j + 1]] == risk[order[k]] {
+            j += 1;
+        }
+        for &o in &order[k..=j] {
+            out[o] = 100.0 * k as f64 / n;
+        }
+        k = j + 1;
+    }
+    out
+}
+
+/// The rising-risk flag: below the top 5% (centile < 95) and either at or above the 80th
+/// centile or with at least twice the risk a year earlier (`previous`, the same model on
+/// features at D − 365; `None` when the person was not registered then).
+pub fn rising_risk(centile: f64, risk: f64, previous: Option<f64>) -> bool {
+    centile < 95.0 && (centile >= 80.0 || previous.is_some_and(|p| p > 0.0 && risk >= 2.0 * p))
+}

@@ -1,0 +1,104 @@
+//! Features on a small synthetic lake: the DataFusion plans and the row-by-row reference
+//! give the same numbers for every person and feature; segments cover everyone; index
+//! dates outside the lake are refused with the reason.
+
+use std::sync::OnceLock;
+
+use trent_lake::Lake;
+use trent_phm::features::{self, IndexDate};
+use trent_phm::segment::{self, Segment};
+use trent_places::Area;
+use trent_synth::{SynthOptions, synthesize, time};
+
+fn lake() -> &'static tempfile::TempDir {
+    static LAKE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    LAKE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let area = Area::bundled("nottinghamshire").unwrap();
+        let opts = SynthOptions {
+            scale: 0.01,
+            years: 3,
+            start: time::parse("2014-04-01").unwrap(),
+            seed: 11,
+            threads: 2,
+            max_partition: 80_000,
+            progress: false,
+            fhir: false,
+        };
+        synthesize(&area, &opts, dir.path()).unwrap();
+        dir
+    })
+}
+
+fn same(a: f64, b: f64) -> bool {
+    (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_path_equals_reference() {
+    let lake = Lake::open(lake().path()).unwrap();
+    let ctx = lake.session().await.unwrap();
+    for date in ["2015-04-01", "2015-10-15", "2016-10-15"] {
+        let d = IndexDate::check(date, &lake.catalog.span_start, &lake.catalog.span_end).unwrap();
+        let fast = features::compute(&ctx, d).await.unwrap();
+        let slow = features::reference(&ctx, d).await.unwrap();
+        assert!(fast.len() > 5_000, "{date}: {} people", fast.len());
+        assert_eq!(fast.person_id, slow.person_id, "{date}: the same people");
+        assert_eq!(fast.practice, slow.practice);
+        assert_eq!(fast.names, slow.names);
+        assert_eq!(fast.outcome, slow.outcome, "{date}: outcome");
+        for (k, name) in fast.names.iter().enumerate() {
+            for i in 0..fast.len() {
+                assert!(
+                    same(fast.columns[k][i], slow.columns[k][i]),
+                    "{date}: {name} of person {}: fast {} reference {}",
+                    fast.person_id[i],
+                    fast.columns[k][i],
+                    slow.columns[k][i]
+                );
+            }
+            // every feature varies (a constant column would mean a broken window)
+            let col = &fast.columns[k];
+            let first = col.iter().copied().find(|x| !x.is_nan());
+            assert!(
+                col.iter().any(|x| !x.is_nan() && Some(*x) != first),
+                "{date}: feature {name} is constant"
+            );
+        }
+        let Some(out) = fast.outcome.as_ref() else {
+            assert!(date > "2016-04-01", "{date}: the lake covers its outcome year");
+            continue;
+        };
+        let rate = out.iter().map(|&x| f64::from(x)).sum::<f64>() / out.len() as f64;
+        assert!((0.02..0.2).contains(&rate), "{date}: outcome rate {rate}");
+        // segments: everyone has one, and the big ones are populated
+        let segs = segment::segments(&fast);
+        for s in [Segment::Healthy, Segment::ChronicConditions, Segment::Frailty] {
+            assert!(segs.iter().filter(|x| **x == s).count() > 50, "{date}: {s:?}");
+        }
+    }
+}
+
+#[test]
+fn index_dates_outside_the_lake_are_refused() {
+    let e = IndexDate::check("2014-06-01", "2014-04-01", "2017-03-31").unwrap_err();
+    assert!(e.to_string().contains("earliest index date is 2015-04-01"), "{e}");
+    let e = IndexDate::check("2018-01-01", "2014-04-01", "2017-03-31").unwrap_err();
+    assert!(e.to_string().contains("latest index date is 2017-04-01"), "{e}");
+    let e = IndexDate::check("2016-13-01", "2014-04-01", "2017-03-31").unwrap_err();
+    assert!(e.to_string().contains("not a date"), "{e}");
+    let d = IndexDate::check("2016-04-01", "2014-04-01", "2017-03-31").unwrap();
+    assert!(d.has_outcome);
+    let d = IndexDate::check("2016-06-01", "2014-04-01", "2017-03-31").unwrap();
+    assert!(!d.has_outcome);
+}
+
+#[test]
+fn centiles_and_rising_risk() {
+    let c = segment::centiles(&[0.1, 0.5, 0.5, 0.9]);
+    assert_eq!(c, vec![0.0, 25.0, 25.0, 75.0]);
+    assert!(segment::rising_risk(85.0, 0.1, None));
+    assert!(!segment::rising_risk(96.0, 0.5, Some(0.01)));
+    assert!(segment::rising_risk(60.0, 0.2, Some(0.1)));
+    assert!(!segment::rising_risk(60.0, 0.2, Some(0.15)));
+}
