@@ -55,11 +55,31 @@ pub enum Kind {
 
 /// Look-back windows of the indices, in days before D (`None`: everything before D).
 pub const INDEX_WINDOWS: &[(&str, Option<i32>, &str)] = &[
-    ("charlson", Some(5 * 365), "hospital ICD-10 diagnoses in the 5 years before D (Quan 2005 mapping, Charlson 1987 weights)"),
-    ("elixhauser", Some(5 * 365), "hospital ICD-10 diagnoses in the 5 years before D (Quan 2005 mapping, van Walraven 2009 weights)"),
-    ("hfrs", Some(2 * 365), "hospital ICD-10 diagnoses in the 2 years before D (Gilbert 2018)"),
-    ("efi", None, "GP and hospital codes ever, prescriptions in the year before D (Clegg 2016; polypharmacy over the year)"),
-    ("cms", Some(5 * 365), "codes in the 5 years before D and prescriptions in the year (Payne 2020, general outcome weights)"),
+    (
+        "charlson",
+        Some(5 * 365),
+        "hospital ICD-10 diagnoses in the 5 years before D (Quan 2005 mapping, Charlson 1987 weights)",
+    ),
+    (
+        "elixhauser",
+        Some(5 * 365),
+        "hospital ICD-10 diagnoses in the 5 years before D (Quan 2005 mapping, van Walraven 2009 weights)",
+    ),
+    (
+        "hfrs",
+        Some(2 * 365),
+        "hospital ICD-10 diagnoses in the 2 years before D (Gilbert 2018)",
+    ),
+    (
+        "efi",
+        None,
+        "GP and hospital codes ever, prescriptions in the year before D (Clegg 2016; polypharmacy over the year)",
+    ),
+    (
+        "cms",
+        Some(5 * 365),
+        "codes in the 5 years before D and prescriptions in the year (Payne 2020, general outcome weights)",
+    ),
 ];
 
 /// Lake days of the windows used by features.
@@ -220,15 +240,42 @@ pub fn sql(d: i32) -> Vec<(String, String)> {
     let em = "setting = 'apc' AND admission_method = 'emergency'";
     let win = |from: i32| format!("start_ts >= {} AND start_ts < {}", ts(d - from), ts(d));
     let mut act = vec![
-        format!("SUM(CASE WHEN {em} AND {} THEN 1 ELSE 0 END) AS emergency_365", win(YEAR)),
-        format!("SUM(CASE WHEN {em} AND {} THEN 1 ELSE 0 END) AS emergency_730", win(TWO_YEARS)),
-        format!("SUM(CASE WHEN setting = 'apc' AND admission_method = 'elective' AND {} THEN 1 ELSE 0 END) AS elective_365", win(YEAR)),
-        format!("SUM(CASE WHEN setting = 'apc' AND admission_method = 'maternity' AND {} THEN 1 ELSE 0 END) AS maternity_365", win(YEAR)),
-        format!("SUM(CASE WHEN setting = 'apc' AND {} THEN COALESCE(los_days, 0) ELSE 0 END) AS bed_days_365", win(YEAR)),
-        format!("MAX(CASE WHEN {em} AND {} THEN start_ts END) AS last_emergency", win(TWO_YEARS)),
-        format!("SUM(CASE WHEN setting = 'ae' AND {} THEN 1 ELSE 0 END) AS ae_365", win(YEAR)),
-        format!("SUM(CASE WHEN setting = 'ae' AND {} THEN 1 ELSE 0 END) AS ae_90", win(RECENT)),
-        format!("SUM(CASE WHEN setting = 'ae' AND arrival_mode = 'ambulance' AND {} THEN 1 ELSE 0 END) AS ae_ambulance_365", win(YEAR)),
+        format!(
+            "SUM(CASE WHEN {em} AND {} THEN 1 ELSE 0 END) AS emergency_365",
+            win(YEAR)
+        ),
+        format!(
+            "SUM(CASE WHEN {em} AND {} THEN 1 ELSE 0 END) AS emergency_730",
+            win(TWO_YEARS)
+        ),
+        format!(
+            "SUM(CASE WHEN setting = 'apc' AND admission_method = 'elective' AND {} THEN 1 ELSE 0 END) AS elective_365",
+            win(YEAR)
+        ),
+        format!(
+            "SUM(CASE WHEN setting = 'apc' AND admission_method = 'maternity' AND {} THEN 1 ELSE 0 END) AS maternity_365",
+            win(YEAR)
+        ),
+        format!(
+            "SUM(CASE WHEN setting = 'apc' AND {} THEN COALESCE(los_days, 0) ELSE 0 END) AS bed_days_365",
+            win(YEAR)
+        ),
+        format!(
+            "MAX(CASE WHEN {em} AND {} THEN start_ts END) AS last_emergency",
+            win(TWO_YEARS)
+        ),
+        format!(
+            "SUM(CASE WHEN setting = 'ae' AND {} THEN 1 ELSE 0 END) AS ae_365",
+            win(YEAR)
+        ),
+        format!(
+            "SUM(CASE WHEN setting = 'ae' AND {} THEN 1 ELSE 0 END) AS ae_90",
+            win(RECENT)
+        ),
+        format!(
+            "SUM(CASE WHEN setting = 'ae' AND arrival_mode = 'ambulance' AND {} THEN 1 ELSE 0 END) AS ae_ambulance_365",
+            win(YEAR)
+        ),
     ];
     for (s, n) in CONTACTS {
         act.push(format!(
@@ -251,7 +298,13 @@ pub fn sql(d: i32) -> Vec<(String, String)> {
         .collect();
     let cond: Vec<String> = CONDITIONS
         .iter()
-        .map(|c| format!("MAX(CASE WHEN {} THEN 1 ELSE 0 END) AS ltc_{}", codes_in(c), c.key))
+        .map(|c| {
+            format!(
+                "MAX(CASE WHEN {} THEN 1 ELSE 0 END) AS ltc_{}",
+                codes_in(c),
+                c.key
+            )
+        })
         .collect();
     let mut sel = vec![
         "pop.person_id".to_string(),
@@ -332,7 +385,11 @@ fn indices(codes: &[(CodeSystem, String, u32)]) -> ([f64; 6], usize) {
             .map(|(_, c, _)| c.as_str())
     };
     let cfg = IndexConfig::default();
-    let ch = charlson::charlson(hosp(win("charlson")), cfg.charlson_mapping, cfg.charlson_weights);
+    let ch = charlson::charlson(
+        hosp(win("charlson")),
+        cfg.charlson_mapping,
+        cfg.charlson_weights,
+    );
     let el = elixhauser::elixhauser(hosp(win("elixhauser")));
     let hf = hfrs::hfrs(hosp(win("hfrs")));
     let ev: Vec<Event> = codes
@@ -581,8 +638,17 @@ pub async fn compute(ctx: &SessionContext, d: IndexDate) -> Result<Features, Phm
                 person_id: pid.value(i),
                 practice: practice[i].clone(),
                 values: row_values(
-                    age[i], &sex[i], imd[i], &eth[i], &l, &act, dse, items[i], distinct[i],
-                    sca[i], ch[i],
+                    age[i],
+                    &sex[i],
+                    imd[i],
+                    &eth[i],
+                    &l,
+                    &act,
+                    dse,
+                    items[i],
+                    distinct[i],
+                    sca[i],
+                    ch[i],
                 ),
                 outcome: u8::from(act["outcome"] > 0.0),
             });
@@ -767,7 +833,12 @@ pub async fn reference(ctx: &SessionContext, d: IndexDate) -> Result<Features, P
         }
     }
     let mut codes: Codes = HashMap::new();
-    for b in rows(ctx, "SELECT person_id, code_system, code, recorded_date FROM condition").await? {
+    for b in rows(
+        ctx,
+        "SELECT person_id, code_system, code, recorded_date FROM condition",
+    )
+    .await?
+    {
         let pid = b.column(0).as_primitive::<Int64Type>();
         let sys = s(&b, "code_system")?;
         let code = s(&b, "code")?;
@@ -784,10 +855,11 @@ pub async fn reference(ctx: &SessionContext, d: IndexDate) -> Result<Features, P
                     }
                 }
             }
-            codes
-                .entry(pid.value(i))
-                .or_default()
-                .push((system(&sys[i]), code[i].clone(), ago as u32));
+            codes.entry(pid.value(i)).or_default().push((
+                system(&sys[i]),
+                code[i].clone(),
+                ago as u32,
+            ));
         }
     }
     for b in rows(ctx, "SELECT person_id, code, issue_date FROM medication").await? {
@@ -805,13 +877,19 @@ pub async fn reference(ctx: &SessionContext, d: IndexDate) -> Result<Features, P
                     p.med_codes.push(code[i].clone());
                 }
             }
-            codes
-                .entry(pid.value(i))
-                .or_default()
-                .push((CodeSystem::Bnf, code[i].clone(), ago as u32));
+            codes.entry(pid.value(i)).or_default().push((
+                CodeSystem::Bnf,
+                code[i].clone(),
+                ago as u32,
+            ));
         }
     }
-    for b in rows(ctx, "SELECT person_id, service, start_date, end_date FROM social_care").await? {
+    for b in rows(
+        ctx,
+        "SELECT person_id, service, start_date, end_date FROM social_care",
+    )
+    .await?
+    {
         let pid = b.column(0).as_primitive::<Int64Type>();
         let service = s(&b, "service")?;
         let sd = b.column(2).as_primitive::<Date32Type>();

@@ -12,9 +12,11 @@
 //!
 //! Everything here reads the pseudonymised lake only: person ids, never identifiers.
 
+pub mod cohort;
 pub mod error;
 pub mod features;
 pub mod segment;
+pub mod stratify;
 
 pub use error::PhmError;
 pub use features::{Features, IndexDate};

@@ -66,15 +66,25 @@ async fn fast_path_equals_reference() {
             );
         }
         let Some(out) = fast.outcome.as_ref() else {
-            assert!(date > "2016-04-01", "{date}: the lake covers its outcome year");
+            assert!(
+                date > "2016-04-01",
+                "{date}: the lake covers its outcome year"
+            );
             continue;
         };
         let rate = out.iter().map(|&x| f64::from(x)).sum::<f64>() / out.len() as f64;
         assert!((0.02..0.2).contains(&rate), "{date}: outcome rate {rate}");
         // segments: everyone has one, and the big ones are populated
         let segs = segment::segments(&fast);
-        for s in [Segment::Healthy, Segment::ChronicConditions, Segment::Frailty] {
-            assert!(segs.iter().filter(|x| **x == s).count() > 50, "{date}: {s:?}");
+        for s in [
+            Segment::Healthy,
+            Segment::ChronicConditions,
+            Segment::Frailty,
+        ] {
+            assert!(
+                segs.iter().filter(|x| **x == s).count() > 50,
+                "{date}: {s:?}"
+            );
         }
     }
 }
@@ -82,9 +92,15 @@ async fn fast_path_equals_reference() {
 #[test]
 fn index_dates_outside_the_lake_are_refused() {
     let e = IndexDate::check("2014-06-01", "2014-04-01", "2017-03-31").unwrap_err();
-    assert!(e.to_string().contains("earliest index date is 2015-04-01"), "{e}");
+    assert!(
+        e.to_string().contains("earliest index date is 2015-04-01"),
+        "{e}"
+    );
     let e = IndexDate::check("2018-01-01", "2014-04-01", "2017-03-31").unwrap_err();
-    assert!(e.to_string().contains("latest index date is 2017-04-01"), "{e}");
+    assert!(
+        e.to_string().contains("latest index date is 2017-04-01"),
+        "{e}"
+    );
     let e = IndexDate::check("2016-13-01", "2014-04-01", "2017-03-31").unwrap_err();
     assert!(e.to_string().contains("not a date"), "{e}");
     let d = IndexDate::check("2016-04-01", "2014-04-01", "2017-03-31").unwrap();
@@ -101,4 +117,117 @@ fn centiles_and_rising_risk() {
     assert!(!segment::rising_risk(96.0, 0.5, Some(0.01)));
     assert!(segment::rising_risk(60.0, 0.2, Some(0.1)));
     assert!(!segment::rising_risk(60.0, 0.2, Some(0.15)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stratify_trains_evaluates_and_cohorts_count() {
+    use trent_phm::cohort::{self, Cohort};
+    use trent_phm::stratify::{StratifyOptions, stratify};
+    let dir = lake().path();
+    let lk = Lake::open(dir).unwrap();
+    let r = stratify(&lk, &StratifyOptions::default()).await.unwrap();
+    assert_eq!(r.index_date, "2017-04-01");
+    let (tdate, _) = r.trained.clone().unwrap();
+    assert_eq!(
+        tdate, "2015-04-01",
+        "trained a year before the evaluation date"
+    );
+    let (edate, ev, base) = r.evaluation.as_ref().unwrap();
+    assert_eq!(edate, "2016-04-01");
+    let auc = ev.overall.auroc.as_ref().unwrap().value;
+    assert!(
+        auc > 0.68,
+        "real discrimination on held-out later data: AUROC {auc}"
+    );
+    assert!(base.as_ref().unwrap().overall.auroc.as_ref().unwrap().value > 0.6);
+    assert!(r.model_file.exists());
+    // the saved model, supplied as a file, gives the same risks
+    let lake2 = Lake::open(dir).unwrap();
+    let ctx = lake2.session().await.unwrap();
+    let risks = |ctx: datafusion::prelude::SessionContext| async move {
+        let b = ctx
+            .sql("SELECT person_id, risk FROM risk_stratification ORDER BY person_id")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        arrow::compute::concat_batches(&b[0].schema(), &b).unwrap()
+    };
+    let first = risks(ctx).await;
+    let again = stratify(
+        &lake2,
+        &StratifyOptions {
+            model: Some(r.model_file.clone()),
+            ..StratifyOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(again.trained.is_none());
+    let ctx = Lake::open(dir).unwrap().session().await.unwrap();
+    assert_eq!(first, risks(ctx.clone()).await);
+    // cohorts: counts add up to the people who match; worklists rank by risk
+    let c = Cohort::parse(
+        "name = \"older, high or rising\"\nwhere = \"age >= 65 and risk_band in ('high', 'rising')\"\n[worklist]\nlimit = 10\n",
+        "test.toml",
+    )
+    .unwrap();
+    let by = cohort::counts(&ctx, &c, "ccg").await.unwrap();
+    let n: u64 = by.iter().map(|x| x.1).sum();
+    let b = ctx
+        .sql("SELECT COUNT(*) FROM risk_stratification r JOIN phm_features f ON f.person_id = r.person_id WHERE f.age >= 65 AND r.risk_band IN ('high', 'rising')")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    use arrow::array::AsArray;
+    let direct = b[0]
+        .column(0)
+        .as_primitive::<arrow::datatypes::Int64Type>()
+        .value(0) as u64;
+    assert!(n > 50);
+    assert_eq!(n, direct);
+    let practice = ctx
+        .sql("SELECT practice FROM risk_stratification GROUP BY 1 ORDER BY COUNT(*) DESC LIMIT 1")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let p = arrow::compute::cast(practice[0].column(0), &arrow::datatypes::DataType::Utf8).unwrap();
+    let p = p.as_string::<i32>().value(0).to_string();
+    let w = cohort::worklist(&ctx, &c, &p).await.unwrap();
+    assert!(!w.is_empty() && w.len() <= 10);
+    assert!(w.windows(2).all(|x| x[0].risk >= x[1].risk));
+    assert!(
+        w.iter().all(|r| !r.reasons.is_empty()),
+        "high and rising risk people carry reasons"
+    );
+    // disclosure
+    assert_eq!(cohort::disclose(0), Some(0));
+    assert_eq!(cohort::disclose(7), None);
+    assert_eq!(cohort::disclose(8), Some(10));
+    assert_eq!(cohort::disclose(12), Some(10));
+    assert_eq!(cohort::disclose(13), Some(15));
+}
+
+#[test]
+fn bad_cohort_files_name_file_and_field() {
+    use trent_phm::cohort::Cohort;
+    let e = Cohort::parse("name = \"x\"\nwhere = \"agee > 3\"\n", "c.toml").unwrap_err();
+    assert!(e.to_string().contains("c.toml: where: field `agee`"), "{e}");
+    let e = Cohort::parse("name = \"x\"\nwhere = \"segment > 3\"\n", "c.toml").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("`segment` is text but `3` is a number"),
+        "{e}"
+    );
+    let e = Cohort::parse("name = \"x\"\nwhere = \"age in ('a')\"\n", "c.toml").unwrap_err();
+    assert!(e.to_string().contains("`age` is a number"), "{e}");
+    let e = Cohort::parse("name = \"x\"\nwhere = \"age >\"\n", "c.toml").unwrap_err();
+    assert!(e.to_string().contains("c.toml: where:"), "{e}");
+    let e = Cohort::parse("name = \"x\"\nwher = \"age > 1\"\n", "c.toml").unwrap_err();
+    assert!(e.to_string().contains("c.toml"), "{e}");
 }

@@ -12,6 +12,7 @@ use trent_synth::{SynthOptions, time};
 
 mod link;
 mod observatory;
+mod phm;
 mod score;
 mod stats;
 
@@ -67,6 +68,11 @@ enum Cmd {
     Score(Box<score::ScoreArgs>),
     /// Link identity records (CSV) into people: NHS number, then Fellegi-Sunter (docs/linkage.md).
     Link(link::LinkArgs),
+    /// Population health management: features, indices, segments and the risk of an
+    /// emergency admission for everyone at an index date, into the lake (docs/phm.md).
+    Stratify(phm::StratifyArgs),
+    /// Count a cohort by place (small numbers suppressed), or list a practice's worklist.
+    Cohort(phm::CohortArgs),
 }
 
 #[derive(clap::Args)]
@@ -245,6 +251,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.cmd {
         Cmd::Indicators(a) => return observatory::run(a, &data),
         Cmd::Link(a) => return link::run(a),
+        Cmd::Stratify(a) => return phm::run_stratify(a, &data),
+        Cmd::Cohort(a) => return phm::run_cohort(a, &data),
         Cmd::Stats(a) => return stats::run(*a),
         Cmd::Score(a) => return score::run(*a),
         Cmd::Schema => {

@@ -1,0 +1,464 @@
+//! The stratification run (`trent stratify`): features, indices, segments and the risk of
+//! an emergency admission in the next 12 months for everyone registered on an index date,
+//! written to the lake with the model and data that made them.
+//!
+//! Without a model file the run trains one on the lake itself, with a temporal split:
+//!
+//! - evaluation date E: the latest index date whose following year the lake covers
+//!   (the scoring date D itself when it has its outcome, else a year before the day after
+//!   the lake's last);
+//! - training date T = E − 1 year, with one person in ten (by pseudonymous id) held out
+//!   for early stopping;
+//! - gradient-boosted trees and a logistic-regression baseline, both trained on T and
+//!   evaluated on E — people and outcomes a year later than any the model saw.
+//!
+//! The trained model is a versioned artefact (`models/…json` in the lake generation) holding its features,
+//! training window and evaluation. A model file (`--model`: an artefact, or a scorecard
+//! TOML for a published model) is used as given and still evaluated on E when it can be.
+//!
+//! Outputs (derived tables of the lake generation): `phm_features` (every feature of every
+//! person) and `risk_stratification` (segment, eFI band, risk, centile, risk band, rising
+//! risk, the three features that pushed each higher-risk person's risk up most, the model).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use trent_lake::Lake;
+use trent_model::codes::ETHNIC_GROUPS;
+use trent_model::time;
+use trent_riskmodel::{
+    Artefact, Evaluation, FeatureKind, FeatureMatrix, GbtParams, LogisticParams, Model, Scorecard,
+    TrainParams,
+};
+
+use crate::PhmError;
+use crate::features::{self, Features, IndexDate, Kind};
+use crate::segment::{self, EFI_BANDS, Segment};
+
+/// Table of every feature.
+pub const FEATURES_TABLE: &str = "phm_features";
+/// Table of risks, segments and reasons.
+pub const RISK_TABLE: &str = "risk_stratification";
+
+/// What to run.
+#[derive(Debug, Clone, Default)]
+pub struct StratifyOptions {
+    /// index date (ISO); default: the day after the lake's last
+    pub index_date: Option<String>,
+    /// a model artefact (.json) or scorecard (.toml) to use instead of training
+    pub model: Option<PathBuf>,
+    /// boosting rounds (default 300, with early stopping)
+    pub rounds: Option<usize>,
+}
+
+/// What the run did.
+#[derive(Debug)]
+pub struct StratifyReport {
+    /// the scoring date
+    pub index_date: String,
+    /// people scored
+    pub people: usize,
+    /// the model artefact used (written when trained here)
+    pub model_file: PathBuf,
+    /// the model kind
+    pub model_kind: String,
+    /// training date and people, when trained here
+    pub trained: Option<(String, usize)>,
+    /// evaluation date, the model's evaluation, and the logistic baseline's when trained here
+    pub evaluation: Option<(String, Evaluation, Option<Evaluation>)>,
+    /// people per segment
+    pub segments: Vec<(Segment, usize)>,
+    /// people flagged rising risk
+    pub rising: usize,
+    /// risk at the 95th centile (the high-risk threshold)
+    pub high_threshold: f64,
+    /// codes the indices could not read
+    pub malformed_codes: usize,
+    /// seconds by stage
+    pub timings: Vec<(&'static str, f64)>,
+}
+
+/// Age band labels for fairness tables.
+fn age_band(age: f64) -> &'static str {
+    match age as i64 {
+        ..18 => "0-17",
+        18..45 => "18-44",
+        45..65 => "45-64",
+        65..75 => "65-74",
+        75..85 => "75-84",
+        _ => "85+",
+    }
+}
+
+/// The model's matrix of a feature set, with the fairness groups.
+pub fn matrix(f: &Features) -> Result<FeatureMatrix, PhmError> {
+    let err = |e: trent_riskmodel::Error| PhmError::Other(format!("feature matrix: {e}"));
+    let labels = f.outcome.clone().unwrap_or_else(|| vec![0; f.len()]);
+    let mut m = FeatureMatrix::new(f.person_id.clone(), labels).map_err(err)?;
+    for ((name, kind), col) in f.names.iter().zip(&f.kinds).zip(&f.columns) {
+        let k = match kind {
+            Kind::Numeric => FeatureKind::Numeric,
+            Kind::Binary => FeatureKind::Binary,
+            Kind::Categorical => FeatureKind::Categorical,
+        };
+        m.add_feature(name, k, col.iter().map(|&x| x as f32).collect())
+            .map_err(err)?;
+    }
+    let segs: Vec<&str> = segment::segments(f).iter().map(|s| s.name()).collect();
+    m.add_group("segment", &segs).map_err(err)?;
+    let col = |n: &str| f.column(n).expect("feature set has its own columns");
+    let q: Vec<String> = col("imd_decile")
+        .iter()
+        .map(|d| format!("Q{}", ((d.clamp(1.0, 10.0) as i64) + 1) / 2))
+        .collect();
+    m.add_group("imd_quintile", &q).map_err(err)?;
+    let sex: Vec<&str> = col("sex_male")
+        .iter()
+        .map(|&x| if x > 0.0 { "M" } else { "F" })
+        .collect();
+    m.add_group("sex", &sex).map_err(err)?;
+    let ab: Vec<&str> = col("age").iter().map(|&a| age_band(a)).collect();
+    m.add_group("age_band", &ab).map_err(err)?;
+    let eth: Vec<&str> = col("ethnic_group")
+        .iter()
+        .map(|&e| ETHNIC_GROUPS[(e as usize).min(ETHNIC_GROUPS.len() - 1)])
+        .collect();
+    m.add_group("ethnicity", &eth).map_err(err)?;
+    Ok(m)
+}
+
+fn rm(e: trent_riskmodel::Error) -> PhmError {
+    PhmError::Other(e.to_string())
+}
+
+/// Load a model file: an artefact (.json) or a scorecard (.toml).
+pub fn load_model(path: &Path, m: &FeatureMatrix) -> Result<(Model, Option<Artefact>), PhmError> {
+    if path.extension().is_some_and(|e| e == "toml") {
+        let s = Scorecard::load(path).map_err(rm)?;
+        let model = Model::Scorecard(s);
+        // a scorecard naming a feature the matrix lacks is refused here
+        model
+            .predict_log_odds(&m.select_rows(&[0]).map_err(rm)?)
+            .map_err(rm)?;
+        Ok((model, None))
+    } else {
+        let a = Artefact::load_for(path, m).map_err(rm)?;
+        Ok((a.model.clone(), Some(a)))
+    }
+}
+
+fn f64col(v: Vec<f64>) -> ArrayRef {
+    Arc::new(Float64Array::from(
+        v.into_iter()
+            .map(|x| (!x.is_nan()).then_some(x))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Run it.
+pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyReport, PhmError> {
+    let mut timings = vec![];
+    let t = Instant::now();
+    let (start, end) = (&lake.catalog.span_start, &lake.catalog.span_end);
+    let end_day = time::parse(end).ok_or_else(|| PhmError::Other(format!("lake end {end}")))?;
+    let date = opts
+        .index_date
+        .clone()
+        .unwrap_or_else(|| time::iso(end_day + 1));
+    let d = IndexDate::check(&date, start, end)?;
+    let ctx = lake.session().await?;
+    let now = features::compute(&ctx, d).await?;
+    let now_m = matrix(&now)?;
+    timings.push(("features", t.elapsed().as_secs_f64()));
+    // evaluation date: D if it has its outcome, else the latest that does
+    let e_day = if d.has_outcome {
+        d.day
+    } else {
+        time::add_years(end_day + 1, -1)
+    };
+    let eval_date = IndexDate::check(&time::iso(e_day), start, end).ok();
+    // beside the derived tables, not among them (every folder there is a table)
+    let models_dir = lake.generation.join("models");
+    let (model, trained, evaluation, model_file) = match &opts.model {
+        Some(path) => {
+            let (model, _) = load_model(path, &now_m)?;
+            let evaluation = match eval_date {
+                Some(ed) => {
+                    let ef = features::compute(&ctx, ed).await?;
+                    let em = matrix(&ef)?;
+                    Some((
+                        time::iso(ed.day),
+                        trent_riskmodel::evaluate(&model, &em).map_err(rm)?,
+                        None,
+                    ))
+                }
+                None => None,
+            };
+            (model, None, evaluation, path.clone())
+        }
+        None => {
+            let ed = eval_date.ok_or_else(|| PhmError::IndexDate {
+                date: date.clone(),
+                why: "the lake holds no year with a known outcome to evaluate on; supply --model"
+                    .into(),
+            })?;
+            let td = IndexDate::check(&time::iso(time::add_years(ed.day, -1)), start, end).map_err(|_| {
+                PhmError::IndexDate {
+                    date: date.clone(),
+                    why: format!(
+                        "training needs an index date a year before the evaluation date {} with a year of history; the lake ({start} to {end}) is too short — supply --model",
+                        time::iso(ed.day)
+                    ),
+                }
+            })?;
+            let t = Instant::now();
+            let tf = features::compute(&ctx, td).await?;
+            let tm = matrix(&tf)?;
+            let (fit, hold): (Vec<usize>, Vec<usize>) =
+                (0..tm.n_rows()).partition(|&i| tf.person_id[i].rem_euclid(10) != 0);
+            let fit_m = tm.select_rows(&fit).map_err(rm)?;
+            let hold_m = tm.select_rows(&hold).map_err(rm)?;
+            let ef = features::compute(&ctx, ed).await?;
+            let em = matrix(&ef)?;
+            timings.push(("training features", t.elapsed().as_secs_f64()));
+            let t = Instant::now();
+            let params = GbtParams {
+                num_iterations: opts.rounds.unwrap_or(300),
+                learning_rate: 0.05,
+                num_leaves: 31,
+                min_data_in_leaf: 50,
+                lambda_l2: 1.0,
+                early_stopping_rounds: 30,
+                seed: 42,
+                ..GbtParams::default()
+            };
+            let gbt = trent_riskmodel::train(&fit_m, Some(&hold_m), &TrainParams::Gbt(params))
+                .map_err(rm)?;
+            timings.push(("train gbt", t.elapsed().as_secs_f64()));
+            let t = Instant::now();
+            let logit = trent_riskmodel::train(
+                &fit_m,
+                None,
+                &TrainParams::Logistic(LogisticParams::default()),
+            )
+            .map_err(rm)?;
+            timings.push(("train logistic", t.elapsed().as_secs_f64()));
+            let t = Instant::now();
+            let ev = trent_riskmodel::evaluate(&gbt, &em).map_err(rm)?;
+            let lev = trent_riskmodel::evaluate(&logit, &em).map_err(rm)?;
+            timings.push(("evaluate", t.elapsed().as_secs_f64()));
+            let meta = |kind: &str| {
+                serde_json::json!({
+                    "outcome": "emergency admission (APC, admission method emergency) beginning within 365 days of the index date",
+                    "training_index_date": time::iso(td.day),
+                    "training_people": fit.len(),
+                    "early_stopping_people": hold.len(),
+                    "evaluation_index_date": time::iso(ed.day),
+                    "evaluation_people": em.n_rows(),
+                    "lake_generation": lake.generation.file_name().and_then(|s| s.to_str()),
+                    "lake_run_id": lake.catalog.run_id,
+                    "lake_span": [start, end],
+                    "model": kind,
+                })
+            };
+            std::fs::create_dir_all(&models_dir)
+                .map_err(|e| PhmError::Other(format!("{}: {e}", models_dir.display())))?;
+            let file = models_dir.join(format!(
+                "emergency-admission-gbt-{}.json",
+                time::iso(td.day)
+            ));
+            Artefact::new(gbt.clone(), &tm, meta("gbt"), Some(ev.clone()))
+                .map_err(rm)?
+                .save(&file)
+                .map_err(rm)?;
+            let lfile = models_dir.join(format!(
+                "emergency-admission-logistic-{}.json",
+                time::iso(td.day)
+            ));
+            Artefact::new(logit, &tm, meta("logistic"), Some(lev.clone()))
+                .map_err(rm)?
+                .save(&lfile)
+                .map_err(rm)?;
+            (
+                gbt,
+                Some((time::iso(td.day), fit.len())),
+                Some((time::iso(ed.day), ev, Some(lev))),
+                file,
+            )
+        }
+    };
+    // score everyone at D, and a year earlier for rising risk
+    let t = Instant::now();
+    let risk = model.predict(&now_m).map_err(rm)?;
+    let cent = segment::centiles(&risk);
+    let previous: std::collections::HashMap<i64, f64> =
+        match IndexDate::check(&time::iso(time::add_years(d.day, -1)), start, end) {
+            Ok(pd) => {
+                let pf = features::compute(&ctx, pd).await?;
+                let pm = matrix(&pf)?;
+                let pr = model.predict(&pm).map_err(rm)?;
+                pf.person_id.iter().copied().zip(pr).collect()
+            }
+            Err(_) => Default::default(),
+        };
+    let segs = segment::segments(&now);
+    let rising: Vec<bool> = (0..now.len())
+        .map(|i| segment::rising_risk(cent[i], risk[i], previous.get(&now.person_id[i]).copied()))
+        .collect();
+    timings.push(("score", t.elapsed().as_secs_f64()));
+    // reasons for the people a team would look at: the top 5% and rising risk
+    let t = Instant::now();
+    let explain: Vec<usize> = (0..now.len())
+        .filter(|&i| cent[i] >= 95.0 || rising[i])
+        .collect();
+    let reasons = explain_rows(&model, &now_m, &explain)?;
+    let mut why = vec![[None, None, None]; now.len()];
+    for (&i, r) in explain.iter().zip(reasons) {
+        why[i] = r;
+    }
+    timings.push(("explain", t.elapsed().as_secs_f64()));
+    let mut sorted = risk.clone();
+    sorted.sort_by(f64::total_cmp);
+    let high_threshold = sorted
+        .get(((sorted.len() as f64) * 0.95) as usize)
+        .copied()
+        .unwrap_or(f64::NAN);
+    // write
+    let t = Instant::now();
+    let n = now.len();
+    let batch_name = lake
+        .generation
+        .file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or("")
+        .to_string();
+    let model_name = model_file
+        .file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or("")
+        .to_string();
+    let mut fields = vec![
+        Field::new("person_id", DataType::Int64, false),
+        Field::new("index_date", DataType::Utf8, false),
+        Field::new("practice", DataType::Utf8, false),
+    ];
+    let mut cols: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(now.person_id.clone())),
+        Arc::new(StringArray::from(vec![date.clone(); n])),
+        Arc::new(StringArray::from(now.practice.clone())),
+    ];
+    for (name, c) in now.names.iter().zip(&now.columns) {
+        fields.push(Field::new(name, DataType::Float64, true));
+        cols.push(f64col(c.clone()));
+    }
+    if let Some(o) = &now.outcome {
+        fields.push(Field::new("outcome_emergency_365", DataType::Float64, true));
+        cols.push(f64col(o.iter().map(|&x| f64::from(x)).collect()));
+    }
+    let fb = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
+    lake.write_derived(FEATURES_TABLE, &[fb])?;
+    let efi = now.column("efi_band").expect("efi_band");
+    let band = |i: usize| {
+        if cent[i] >= 95.0 {
+            "high"
+        } else if rising[i] {
+            "rising"
+        } else if cent[i] >= 50.0 {
+            "moderate"
+        } else {
+            "low"
+        }
+    };
+    let reason = |k: usize| -> StringArray { why.iter().map(|w| w[k].clone()).collect() };
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("person_id", DataType::Int64, false),
+        Field::new("index_date", DataType::Utf8, false),
+        Field::new("practice", DataType::Utf8, false),
+        Field::new("segment", DataType::Utf8, false),
+        Field::new("efi_band", DataType::Utf8, false),
+        Field::new("risk", DataType::Float64, false),
+        Field::new("centile", DataType::Float64, false),
+        Field::new("risk_band", DataType::Utf8, false),
+        Field::new("rising_risk", DataType::Boolean, false),
+        Field::new("reason_1", DataType::Utf8, true),
+        Field::new("reason_2", DataType::Utf8, true),
+        Field::new("reason_3", DataType::Utf8, true),
+        Field::new("model", DataType::Utf8, false),
+        Field::new("lake_batch", DataType::Utf8, false),
+    ]));
+    let rb = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(now.person_id.clone())),
+            Arc::new(StringArray::from(vec![date.clone(); n])),
+            Arc::new(StringArray::from(now.practice.clone())),
+            Arc::new(StringArray::from(
+                segs.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                efi.iter()
+                    .map(|&b| EFI_BANDS[(b as usize).min(3)])
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(Float64Array::from(risk.clone())),
+            Arc::new(Float64Array::from(cent.clone())),
+            Arc::new(StringArray::from((0..n).map(band).collect::<Vec<_>>())),
+            Arc::new(BooleanArray::from(rising.clone())),
+            Arc::new(reason(0)),
+            Arc::new(reason(1)),
+            Arc::new(reason(2)),
+            Arc::new(StringArray::from(vec![model_name; n])),
+            Arc::new(StringArray::from(vec![batch_name; n])),
+        ],
+    )?;
+    lake.write_derived(RISK_TABLE, &[rb])?;
+    timings.push(("write", t.elapsed().as_secs_f64()));
+    let segments = Segment::ALL
+        .iter()
+        .map(|s| (*s, segs.iter().filter(|x| *x == s).count()))
+        .collect();
+    Ok(StratifyReport {
+        index_date: date,
+        people: n,
+        model_kind: model.kind().to_string(),
+        model_file,
+        trained,
+        evaluation,
+        segments,
+        rising: rising.iter().filter(|x| **x).count(),
+        high_threshold,
+        malformed_codes: now.malformed_codes,
+        timings,
+    })
+}
+
+/// The three features that pushed each row's risk up most (`name (+0.42)` on the
+/// log-odds scale), on two threads.
+fn explain_rows(
+    model: &Model,
+    m: &FeatureMatrix,
+    rows: &[usize],
+) -> Result<Vec<[Option<String>; 3]>, PhmError> {
+    let one = |part: &[usize]| -> Result<Vec<[Option<String>; 3]>, PhmError> {
+        part.iter()
+            .map(|&i| {
+                let top = model.explain(m, i, 3).map_err(rm)?;
+                let mut out = [None, None, None];
+                for (k, (name, c)) in top.into_iter().enumerate().take(3) {
+                    out[k] = Some(format!("{name} ({c:+.2})"));
+                }
+                Ok(out)
+            })
+            .collect()
+    };
+    let (a, b) = rows.split_at(rows.len() / 2);
+    std::thread::scope(|s| {
+        let h = s.spawn(|| one(b));
+        let mut x = one(a)?;
+        x.extend(h.join().expect("explanation thread")?);
+        Ok(x)
+    })
+}
