@@ -97,10 +97,7 @@ pub async fn register_dims(ctx: &SessionContext) -> Result<Vec<DimRow>, ObsError
         }
         out.push(RecordBatch::try_new(
             schema.clone(),
-            vec![
-                b.column(0).clone(),
-                Arc::new(Int32Array::from(ids)),
-            ],
+            vec![b.column(0).clone(), Arc::new(Int32Array::from(ids))],
         )?);
     }
     ctx.deregister_table(PDIM)?;
@@ -412,7 +409,16 @@ pub async fn units(
     let idims: Vec<Interned> = c
         .dims
         .iter()
-        .map(|x| rollup.intern(places, &x.practice, &x.district, x.imd, &x.sex, &x.ethnicity))
+        .map(|x| {
+            rollup.intern(
+                places,
+                &x.practice,
+                &x.district,
+                x.imd,
+                &x.sex,
+                &x.ethnicity,
+            )
+        })
         .collect();
     for b in &batches {
         let p = b.column(0).as_primitive::<Int64Type>();
