@@ -53,6 +53,7 @@ pub fn fields() -> BTreeMap<String, Ty> {
         .into_iter()
         .map(|(n, _)| (n, Ty::Num))
         .collect();
+    // `efi_band` is the band's name (fit, mild, moderate, severe)
     for n in ["risk", "centile", "rising_risk"] {
         m.insert(n.into(), Ty::Num);
     }
@@ -216,11 +217,12 @@ pub fn disclose(n: u64) -> Option<u64> {
 fn base_sql() -> String {
     let feats: Vec<String> = features::specs()
         .into_iter()
+        .filter(|(n, _)| n != "efi_band") // the text band of risk_stratification
         .map(|(n, _)| format!("f.\"{n}\""))
         .collect();
     format!(
         "WITH places AS (SELECT p.org_code AS practice, h.org_code AS hub, l.org_code AS locality, c.org_code AS ccg FROM organisation p LEFT JOIN organisation h ON p.parent_code = h.org_code LEFT JOIN organisation l ON h.parent_code = l.org_code LEFT JOIN organisation c ON l.parent_code = c.org_code WHERE p.org_type = 'practice'),\n\
-         x AS (SELECT r.person_id, r.practice, r.segment, r.efi_band, r.risk, r.centile, r.risk_band, CASE WHEN r.rising_risk THEN 1 ELSE 0 END AS rising_risk, r.reason_1, r.reason_2, r.reason_3, {}, pl.hub, pl.locality, pl.ccg FROM {RISK_TABLE} r JOIN {FEATURES_TABLE} f ON f.person_id = r.person_id LEFT JOIN places pl ON pl.practice = r.practice)",
+         x AS (SELECT r.person_id, r.practice, r.segment, r.efi_band, r.risk, r.centile, r.risk_band, CASE WHEN r.rising_risk THEN 1 ELSE 0 END AS rising_risk, r.reason_1, r.reason_2, r.reason_3, r.model, {}, pl.hub, pl.locality, pl.ccg FROM {RISK_TABLE} r JOIN {FEATURES_TABLE} f ON f.person_id = r.person_id LEFT JOIN places pl ON pl.practice = r.practice)",
         feats.join(", ")
     )
 }
@@ -279,7 +281,7 @@ pub async fn worklist(
 ) -> Result<Vec<WorklistRow>, PhmError> {
     need_tables(ctx).await?;
     let sql = format!(
-        "{}\nSELECT person_id, risk, centile, segment, reason_1, reason_2, reason_3 FROM x WHERE practice = '{}' AND {} ORDER BY risk DESC, person_id LIMIT {}",
+        "{}\nSELECT person_id, risk, centile, segment, reason_1, reason_2, reason_3, model FROM x WHERE practice = '{}' AND {} ORDER BY risk DESC, person_id LIMIT {}",
         base_sql(),
         practice.replace('\'', "''"),
         c.condition.sql(None),
@@ -287,7 +289,12 @@ pub async fn worklist(
     );
     let batches = ctx.sql(&sql).await?.collect().await?;
     let mut out = vec![];
+    let mut model: Option<String> = None;
     for b in &batches {
+        let mf = arrow::compute::cast(b.column(7), &DataType::Utf8)?;
+        if b.num_rows() > 0 {
+            model = Some(mf.as_string::<i32>().value(0).to_string());
+        }
         let id = b.column(0).as_primitive::<Int64Type>();
         let risk = b.column(1).as_primitive::<Float64Type>();
         let cent = b.column(2).as_primitive::<Float64Type>();
@@ -309,6 +316,35 @@ pub async fn worklist(
                     .map(|a| a.value(i).to_string())
                     .collect(),
             });
+        }
+    }
+    // reasons on demand for members whose reasons were not stored (below the top 1%)
+    let missing: Vec<i64> = out
+        .iter()
+        .filter(|r| r.reasons.is_empty())
+        .map(|r| r.person_id)
+        .collect();
+    if let (Some(model), false) = (model, missing.is_empty()) {
+        let ids: Vec<String> = missing.iter().map(|i| i.to_string()).collect();
+        let fb = ctx
+            .sql(&format!(
+                "SELECT * FROM {FEATURES_TABLE} WHERE person_id IN ({})",
+                ids.join(", ")
+            ))
+            .await?
+            .collect()
+            .await?;
+        for b in &fb {
+            let why = crate::stratify::explain_batch(Path::new(&model), b)?;
+            let pid = b
+                .column_by_name("person_id")
+                .expect("selected")
+                .as_primitive::<Int64Type>();
+            for (i, w) in why.into_iter().enumerate() {
+                if let Some(r) = out.iter_mut().find(|r| r.person_id == pid.value(i)) {
+                    r.reasons = w.into_iter().flatten().collect();
+                }
+            }
         }
     }
     Ok(out)

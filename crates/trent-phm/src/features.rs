@@ -324,9 +324,8 @@ pub fn sql(d: i32) -> Vec<(String, String)> {
             sel.push(format!("COALESCE(act.{n}, 0) AS {n}"));
         }
     }
-    for n in ["med_items_365", "med_distinct_90"] {
-        sel.push(format!("COALESCE(med.{n}, 0) AS {n}"));
-    }
+    sel.push("COALESCE(med.med_items_365, 0) AS med_items_365".into());
+    sel.push("COALESCE(meds90.med_distinct_90, 0) AS med_distinct_90".into());
     for n in ["social_care_active", "care_home"] {
         sel.push(format!("COALESCE(sc.{n}, 0) AS {n}"));
     }
@@ -334,9 +333,10 @@ pub fn sql(d: i32) -> Vec<(String, String)> {
         "WITH pop AS (SELECT person_id, practice_code, CAST(floor(({dmi} - (date_part('year', birth_month) * 12 + date_part('month', birth_month) - 1)) / 12.0) AS BIGINT) AS age, sex, imd_decile, ethnicity FROM person WHERE registration_start <= {dd} AND (registration_end IS NULL OR registration_end > {dd}) AND (death_date IS NULL OR death_date > {dd})),\n\
          act AS (SELECT person_id, {act} FROM activity WHERE start_ts >= {from} AND start_ts < {to} GROUP BY person_id),\n\
          cond AS (SELECT person_id, {cond} FROM condition WHERE recorded_date < {dd} GROUP BY person_id),\n\
-         med AS (SELECT person_id, COUNT(*) AS med_items_365, COUNT(DISTINCT CASE WHEN issue_date >= {d90} THEN code END) AS med_distinct_90 FROM medication WHERE issue_date >= {d365} AND issue_date < {dd} GROUP BY person_id),\n\
+         med AS (SELECT person_id, COUNT(*) AS med_items_365 FROM medication WHERE issue_date >= {d365} AND issue_date < {dd} GROUP BY person_id),\n\
+         meds90 AS (SELECT person_id, COUNT(*) AS med_distinct_90 FROM (SELECT DISTINCT person_id, code FROM medication WHERE issue_date >= {d90} AND issue_date < {dd}) GROUP BY person_id),\n\
          sc AS (SELECT person_id, MAX(1) AS social_care_active, MAX(CASE WHEN service IN ('residential', 'nursing') THEN 1 ELSE 0 END) AS care_home FROM social_care WHERE start_date <= {dd} AND (end_date IS NULL OR end_date > {dd}) GROUP BY person_id)\n\
-         SELECT {sel} FROM pop LEFT JOIN act ON act.person_id = pop.person_id LEFT JOIN cond ON cond.person_id = pop.person_id LEFT JOIN med ON med.person_id = pop.person_id LEFT JOIN sc ON sc.person_id = pop.person_id ORDER BY pop.person_id",
+         SELECT {sel} FROM pop LEFT JOIN act ON act.person_id = pop.person_id LEFT JOIN cond ON cond.person_id = pop.person_id LEFT JOIN med ON med.person_id = pop.person_id LEFT JOIN meds90 ON meds90.person_id = pop.person_id LEFT JOIN sc ON sc.person_id = pop.person_id ORDER BY pop.person_id",
         dd = date(d),
         act = act.join(", "),
         from = ts(d - TWO_YEARS),

@@ -24,7 +24,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+};
 use arrow::datatypes::{DataType, Field, Schema};
 use trent_lake::Lake;
 use trent_model::codes::ETHNIC_GROUPS;
@@ -158,6 +160,38 @@ fn f64col(v: Vec<f64>) -> ArrayRef {
     ))
 }
 
+/// The index dates (days) a run computes features for: the scoring date D, a year before it
+/// (rising risk), the evaluation date E and — when training — the training date T.
+pub fn feature_dates(
+    lake: &Lake,
+    index_date: Option<&str>,
+    training: bool,
+) -> Result<Vec<i32>, PhmError> {
+    let (start, end) = (&lake.catalog.span_start, &lake.catalog.span_end);
+    let end_day = time::parse(end).ok_or_else(|| PhmError::Other(format!("lake end {end}")))?;
+    let date = index_date.map_or_else(|| time::iso(end_day + 1), str::to_string);
+    let d = IndexDate::check(&date, start, end)?;
+    let e = if d.has_outcome {
+        d.day
+    } else {
+        time::add_years(end_day + 1, -1)
+    };
+    let mut out = vec![d.day];
+    for x in [
+        Some(time::add_years(d.day, -1)),
+        Some(e),
+        training.then(|| time::add_years(e, -1)),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if IndexDate::check(&time::iso(x), start, end).is_ok() && !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    Ok(out)
+}
+
 /// Run it.
 pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyReport, PhmError> {
     let mut timings = vec![];
@@ -221,8 +255,10 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
                 (0..tm.n_rows()).partition(|&i| tf.person_id[i].rem_euclid(10) != 0);
             let fit_m = tm.select_rows(&fit).map_err(rm)?;
             let hold_m = tm.select_rows(&hold).map_err(rm)?;
+            drop((tf, tm)); // one copy of the training people in memory at a time
             let ef = features::compute(&ctx, ed).await?;
             let em = matrix(&ef)?;
+            let eval_n = em.n_rows();
             timings.push(("training features", t.elapsed().as_secs_f64()));
             let t = Instant::now();
             let params = GbtParams {
@@ -257,7 +293,7 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
                     "training_people": fit.len(),
                     "early_stopping_people": hold.len(),
                     "evaluation_index_date": time::iso(ed.day),
-                    "evaluation_people": em.n_rows(),
+                    "evaluation_people": eval_n,
                     "lake_generation": lake.generation.file_name().and_then(|s| s.to_str()),
                     "lake_run_id": lake.catalog.run_id,
                     "lake_span": [start, end],
@@ -270,7 +306,8 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
                 "emergency-admission-gbt-{}.json",
                 time::iso(td.day)
             ));
-            Artefact::new(gbt.clone(), &tm, meta("gbt"), Some(ev.clone()))
+            drop((ef, em));
+            Artefact::new(gbt.clone(), &fit_m, meta("gbt"), Some(ev.clone()))
                 .map_err(rm)?
                 .save(&file)
                 .map_err(rm)?;
@@ -278,7 +315,7 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
                 "emergency-admission-logistic-{}.json",
                 time::iso(td.day)
             ));
-            Artefact::new(logit, &tm, meta("logistic"), Some(lev.clone()))
+            Artefact::new(logit, &fit_m, meta("logistic"), Some(lev.clone()))
                 .map_err(rm)?
                 .save(&lfile)
                 .map_err(rm)?;
@@ -309,11 +346,10 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
         .map(|i| segment::rising_risk(cent[i], risk[i], previous.get(&now.person_id[i]).copied()))
         .collect();
     timings.push(("score", t.elapsed().as_secs_f64()));
-    // reasons for the people a team would look at: the top 5% and rising risk
+    // reasons stored for the top 1%; worklists explain their members on demand
+    // (TreeSHAP costs milliseconds a person: everyone would take most of an hour)
     let t = Instant::now();
-    let explain: Vec<usize> = (0..now.len())
-        .filter(|&i| cent[i] >= 95.0 || rising[i])
-        .collect();
+    let explain: Vec<usize> = (0..now.len()).filter(|&i| cent[i] >= 99.0).collect();
     let reasons = explain_rows(&model, &now_m, &explain)?;
     let mut why = vec![[None, None, None]; now.len()];
     for (&i, r) in explain.iter().zip(reasons) {
@@ -335,10 +371,9 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
         .and_then(|s| s.to_str())
         .unwrap_or("")
         .to_string();
-    let model_name = model_file
-        .file_name()
-        .and_then(|s| s.to_str())
-        .unwrap_or("")
+    let model_name = std::fs::canonicalize(&model_file)
+        .unwrap_or_else(|_| model_file.clone())
+        .display()
         .to_string();
     let mut fields = vec![
         Field::new("person_id", DataType::Int64, false),
@@ -433,6 +468,53 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
         malformed_codes: now.malformed_codes,
         timings,
     })
+}
+
+/// Features of the rows of a `phm_features` batch (columns by name), for explaining.
+pub fn features_from_batch(b: &RecordBatch) -> Result<Features, PhmError> {
+    let specs = features::specs();
+    let mut columns = vec![];
+    for (name, _) in &specs {
+        let c = b.column_by_name(name).ok_or_else(|| {
+            PhmError::Other(format!(
+                "{FEATURES_TABLE} has no column {name}: run `trent stratify` again"
+            ))
+        })?;
+        let c = arrow::compute::cast(c, &DataType::Float64)?;
+        let a = c.as_primitive::<arrow::datatypes::Float64Type>();
+        columns.push(
+            (0..a.len())
+                .map(|i| if a.is_null(i) { f64::NAN } else { a.value(i) })
+                .collect(),
+        );
+    }
+    let pid = b
+        .column_by_name("person_id")
+        .ok_or_else(|| PhmError::Other(format!("{FEATURES_TABLE} has no person_id")))?
+        .as_primitive::<arrow::datatypes::Int64Type>();
+    Ok(Features {
+        index_day: 0,
+        person_id: pid.values().to_vec(),
+        practice: vec![String::new(); b.num_rows()],
+        names: specs.iter().map(|s| s.0.clone()).collect(),
+        kinds: specs.iter().map(|s| s.1).collect(),
+        columns,
+        outcome: None,
+        malformed_codes: 0,
+    })
+}
+
+/// Load the model a stratification used (its `model` column) and explain rows of a
+/// `phm_features` batch: the three features that pushed each one's risk up most.
+pub fn explain_batch(
+    model_file: &Path,
+    b: &RecordBatch,
+) -> Result<Vec<[Option<String>; 3]>, PhmError> {
+    let f = features_from_batch(b)?;
+    let m = matrix(&f)?;
+    let (model, _) = load_model(model_file, &m)?;
+    let rows: Vec<usize> = (0..m.n_rows()).collect();
+    explain_rows(&model, &m, &rows)
 }
 
 /// The three features that pushed each row's risk up most (`name (+0.42)` on the

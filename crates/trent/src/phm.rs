@@ -24,6 +24,10 @@ pub struct StratifyArgs {
     /// Also write the evaluation report as JSON to this file.
     #[arg(long)]
     report_json: Option<PathBuf>,
+    /// Write the SQL the run executes (every index date it computes features for) to DIR
+    /// and stop: the DuckDB benchmark (bench/peers/phm.py) runs the same statements.
+    #[arg(long, value_name = "DIR")]
+    dump_sql: Option<PathBuf>,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -36,6 +40,25 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// Run `trent stratify`.
 pub fn run_stratify(a: StratifyArgs, data: &Path) -> Result<ExitCode> {
     let lake = Lake::open(data)?;
+    if let Some(dir) = &a.dump_sql {
+        let dates =
+            trent_phm::stratify::feature_dates(&lake, a.index_date.as_deref(), a.model.is_none())?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let mut k = 0;
+        for d in &dates {
+            for (name, sql) in trent_phm::features::sql(*d) {
+                let p = dir.join(format!("{k:03}-{}-{name}.sql", trent_model::time::iso(*d)));
+                std::fs::write(&p, sql).with_context(|| format!("cannot write {}", p.display()))?;
+                k += 1;
+            }
+        }
+        println!(
+            "{k} statements for {} index dates → {}",
+            dates.len(),
+            dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let opts = StratifyOptions {
         index_date: a.index_date,
         model: a.model,
