@@ -29,6 +29,7 @@
 //! numbers from both.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
@@ -367,10 +368,25 @@ pub fn sql(d: i32) -> Vec<(String, String)> {
 }
 
 /// Codes per person for the indices: (system, code, days before D).
-type Codes = HashMap<i64, Vec<(CodeSystem, String, u32)>>;
+type Codes = HashMap<i64, Vec<(CodeSystem, Arc<str>, u32)>>;
+
+/// One shared copy of each distinct code (a few hundred), not one string per row.
+#[derive(Default)]
+struct Interner(HashMap<String, Arc<str>>);
+
+impl Interner {
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.0.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.0.insert(s.to_string(), a.clone());
+        a
+    }
+}
 
 /// The indices of one person: charlson, elixhauser, hfrs, efi, efi band, cms, malformed.
-fn indices(codes: &[(CodeSystem, String, u32)]) -> ([f64; 6], usize) {
+fn indices(codes: &[(CodeSystem, Arc<str>, u32)]) -> ([f64; 6], usize) {
     let win = |name: &str| {
         INDEX_WINDOWS
             .iter()
@@ -382,7 +398,7 @@ fn indices(codes: &[(CodeSystem, String, u32)]) -> ([f64; 6], usize) {
         codes
             .iter()
             .filter(move |(s, _, a)| *s == CodeSystem::Icd10 && *a < days)
-            .map(|(_, c, _)| c.as_str())
+            .map(|(_, c, _)| &**c)
     };
     let cfg = IndexConfig::default();
     let ch = charlson::charlson(
@@ -394,7 +410,7 @@ fn indices(codes: &[(CodeSystem, String, u32)]) -> ([f64; 6], usize) {
     let hf = hfrs::hfrs(hosp(win("hfrs")));
     let ev: Vec<Event> = codes
         .iter()
-        .map(|(s, c, a)| Event::dated(*s, c, *a))
+        .map(|(s, c, a)| Event::dated(*s, &**c, *a))
         .collect();
     let ef = efi::efi(&ev);
     let cw = win("cms");
@@ -570,10 +586,9 @@ fn opt_s(b: &RecordBatch, name: &str) -> Result<Vec<Option<String>>, PhmError> {
 /// codes they return.
 pub async fn compute(ctx: &SessionContext, d: IndexDate) -> Result<Features, PhmError> {
     let stmts = sql(d.day);
-    let main = ctx.sql(&stmts[0].1).await?.collect();
-    let conds = ctx.sql(&stmts[1].1).await?.collect();
-    let meds = ctx.sql(&stmts[2].1).await?.collect();
-    let (main, conds, meds) = tokio::try_join!(main, conds, meds)?;
+    // the person-level statement first, its batches freed before the code lists are
+    // read (together they would hold the peak above 4 GB at full scale)
+    let main = ctx.sql(&stmts[0].1).await?.collect().await?;
     let mut raws = vec![];
     let act_names: Vec<&str> = [
         "emergency_365",
@@ -654,7 +669,12 @@ pub async fn compute(ctx: &SessionContext, d: IndexDate) -> Result<Features, Phm
             });
         }
     }
+    drop(main);
+    let conds = ctx.sql(&stmts[1].1).await?.collect();
+    let meds = ctx.sql(&stmts[2].1).await?.collect();
+    let (conds, meds) = tokio::try_join!(conds, meds)?;
     let mut codes: Codes = HashMap::new();
+    let mut intern = Interner::default();
     for b in &conds {
         let pid = b.column(0).as_primitive::<Int64Type>();
         let sys = arrow::compute::cast(b.column(1), &DataType::Utf8)?;
@@ -665,7 +685,7 @@ pub async fn compute(ctx: &SessionContext, d: IndexDate) -> Result<Features, Phm
         for i in 0..b.num_rows() {
             codes.entry(pid.value(i)).or_default().push((
                 system(sys.value(i)),
-                code.value(i).to_string(),
+                intern.get(code.value(i)),
                 (d.day - rd.value(i)) as u32,
             ));
         }
@@ -678,7 +698,7 @@ pub async fn compute(ctx: &SessionContext, d: IndexDate) -> Result<Features, Phm
         for i in 0..b.num_rows() {
             codes.entry(pid.value(i)).or_default().push((
                 CodeSystem::Bnf,
-                code.value(i).to_string(),
+                intern.get(code.value(i)),
                 (d.day - id.value(i)) as u32,
             ));
         }
@@ -833,6 +853,7 @@ pub async fn reference(ctx: &SessionContext, d: IndexDate) -> Result<Features, P
         }
     }
     let mut codes: Codes = HashMap::new();
+    let mut intern = Interner::default();
     for b in rows(
         ctx,
         "SELECT person_id, code_system, code, recorded_date FROM condition",
@@ -857,7 +878,7 @@ pub async fn reference(ctx: &SessionContext, d: IndexDate) -> Result<Features, P
             }
             codes.entry(pid.value(i)).or_default().push((
                 system(&sys[i]),
-                code[i].clone(),
+                intern.get(&code[i]),
                 ago as u32,
             ));
         }
@@ -879,7 +900,7 @@ pub async fn reference(ctx: &SessionContext, d: IndexDate) -> Result<Features, P
             }
             codes.entry(pid.value(i)).or_default().push((
                 CodeSystem::Bnf,
-                code[i].clone(),
+                intern.get(&code[i]),
                 ago as u32,
             ));
         }
