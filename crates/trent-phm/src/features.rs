@@ -410,7 +410,7 @@ fn indices(codes: &[(CodeSystem, Arc<str>, u32)]) -> ([f64; 6], usize) {
     let hf = hfrs::hfrs(hosp(win("hfrs")));
     let ev: Vec<Event> = codes
         .iter()
-        .map(|(s, c, a)| Event::dated(*s, &**c, *a))
+        .map(|(s, c, a)| Event::dated(*s, c, *a))
         .collect();
     let ef = efi::efi(&ev);
     let cw = win("cms");
@@ -713,6 +713,7 @@ async fn rows(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, PhmEr
 
 /// The reference: every row of every table read and counted one by one, with no SQL
 /// beyond selecting columns. Slow; for small lakes and the tests.
+#[allow(clippy::needless_range_loop)] // parallel columns indexed by row, on purpose
 pub async fn reference(ctx: &SessionContext, d: IndexDate) -> Result<Features, PhmError> {
     let day = d.day;
     let (y, m, _) = time::ymd(day);
