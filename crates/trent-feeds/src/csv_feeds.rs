@@ -519,6 +519,8 @@ pub fn read_csv_bytes(
         match out {
             Ok((person, rec)) => {
                 if let Some(p) = person {
+                    st.persons
+                        .insert(p.source_id.clone(), p.content_hash.clone());
                     sink.record(Staged::Person(p), &origin);
                 }
                 sink.record(rec, &origin);
@@ -630,11 +632,9 @@ impl State<'_> {
             birth: p.birth_date,
             death: p.death_date,
         };
+        // marked as emitted only when its row is accepted (see `read_csv_bytes`): a
+        // person whose first row is bad is carried by their next good row
         let new = self.persons.get(&p.source_id) != Some(&p.content_hash);
-        if new {
-            self.persons
-                .insert(p.source_id.clone(), p.content_hash.clone());
-        }
         Ok((new.then_some(p), life))
     }
 

@@ -31,6 +31,10 @@ pub struct Catalog {
     pub tables: Vec<TableInfo>,
     /// rows in the identity vault (its contents are not described here)
     pub vault_rows: u64,
+    /// the ingest batches that landed in this lake, oldest first (empty for a lake that
+    /// `trent synth` wrote and nothing was ingested into)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<serde_json::Value>,
 }
 
 /// One table in the catalog.

@@ -141,8 +141,9 @@ impl LakeWriter {
             ("lake", "current/lake"),
             ("vault", "current/vault"),
             ("fhir", "current/fhir"),
+            ("feeds", "current/feeds"),
         ] {
-            if name == "fhir" && !final_dir.join(name).exists() {
+            if (name == "fhir" || name == "feeds") && !final_dir.join(name).exists() {
                 continue;
             }
             let p = self.root.join(name);

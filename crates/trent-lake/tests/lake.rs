@@ -35,6 +35,7 @@ fn write_gen(root: &std::path::Path, codes: &[&str], run: &str) {
         written_by: "test".into(),
         tables: vec![TableInfo::new(&ORGANISATION, rows, vec![file], run)],
         vault_rows: 0,
+        batches: Vec::new(),
     };
     w.commit(&cat).unwrap();
 }

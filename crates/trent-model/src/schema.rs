@@ -504,9 +504,157 @@ pub const VAULT: TableDef = TableDef {
     ],
 };
 
+/// Records an ingest batch rejected (issue 3): one row per rejected input entry. Written
+/// by `trent ingest`, so it exists only in lakes that have had a batch; not part of
+/// [`TABLES`] (a synthetic lake has none). Identifiers in the message are masked; the
+/// raw record stays in the vault (`vault/quarantine_raw`).
+pub const QUARANTINE: TableDef = TableDef {
+    name: "quarantine",
+    doc: "One row per input entry an ingest batch rejected: where it was, why, and a message naming the field with identifying values masked. Nothing rejected is ever dropped: the raw record is kept in the vault and `trent quarantine --raw` shows it.",
+    columns: &[
+        col(
+            "batch_id",
+            Int64,
+            false,
+            "The ingest batch (see the catalog's `batches`).",
+        ),
+        col(
+            "source",
+            Utf8,
+            false,
+            "The feed name the batch was given (e.g. `apc`, `gp`).",
+        ),
+        col("file", Utf8, false, "The file's name (without its folder)."),
+        col(
+            "line",
+            Int64,
+            false,
+            "1-based line of the entry (CSV and NDJSON; 1 for a single-JSON bundle); 0 when the whole file was rejected.",
+        ),
+        col("entry", Int64, true, "0-based entry of a bundle, if any."),
+        col(
+            "pointer",
+            Utf8,
+            true,
+            "JSON pointer (RFC 6901) of the offending element, if known.",
+        ),
+        col(
+            "resource_type",
+            Utf8,
+            true,
+            "FHIR resource type or record kind, when known.",
+        ),
+        col(
+            "reason_code",
+            Utf8,
+            false,
+            "Stable reason code (`invalid_nhs_number`, `date_in_future` … see docs/feeds.md).",
+        ),
+        col(
+            "message",
+            Utf8,
+            false,
+            "What was wrong, naming the field; quoted values and long digit runs are masked (`•`).",
+        ),
+    ],
+};
+
+/// Procedures from ingested feeds (FHIR Procedure, OMOP procedure_occurrence).
+pub const PROCEDURE: TableDef = TableDef {
+    name: "procedure",
+    doc: "One row per procedure an ingested feed recorded (the synthetic lake has none).",
+    columns: &[
+        col("person_id", Int64, false, "The person."),
+        col("code_system", Utf8, false, "`SNOMED` or `OPCS4`."),
+        col(
+            "code",
+            Utf8,
+            false,
+            "SNOMED CT concept id, or OPCS-4 without the dot.",
+        ),
+        col("performed_date", Date, false, "Date performed."),
+        col(
+            "activity_id",
+            Int64,
+            true,
+            "The contact it was part of, when the feed said.",
+        ),
+    ],
+};
+
+/// Allergies and intolerances from ingested feeds.
+pub const ALLERGY: TableDef = TableDef {
+    name: "allergy",
+    doc: "One row per allergy or intolerance an ingested feed recorded.",
+    columns: &[
+        col("person_id", Int64, false, "The person."),
+        col(
+            "code_system",
+            Utf8,
+            false,
+            "`SNOMED` (or `DMD` for a drug allergen).",
+        ),
+        col("code", Utf8, false, "The substance or allergy concept."),
+        col("recorded_date", Date, false, "Date recorded (or onset)."),
+        col(
+            "clinical_status",
+            Utf8,
+            true,
+            "`active`, `inactive`, `resolved`.",
+        ),
+        col(
+            "criticality",
+            Utf8,
+            true,
+            "`low`, `high`, `unable-to-assess`.",
+        ),
+    ],
+};
+
+/// Medication records that are not BNF-coded primary care issues with a cost.
+pub const MEDICATION_RECORD: TableDef = TableDef {
+    name: "medication_record",
+    doc: "One row per ingested medication record that `medication` cannot hold: dm+d, SNOMED or RxNorm coded, medication statements, or issues without a cost or days' supply. BNF-coded issues with both land in `medication`.",
+    columns: &[
+        col("person_id", Int64, false, "The person."),
+        col(
+            "code_system",
+            Utf8,
+            false,
+            "`BNF`, `DMD`, `SNOMED` or `RXNORM`.",
+        ),
+        col("code", Utf8, false, "The code."),
+        col(
+            "kind",
+            Utf8,
+            false,
+            "`request` (an issue) or `statement` (a record that the person takes it).",
+        ),
+        col("issue_date", Date, false, "Issue (or start) date."),
+        col(
+            "cost_gbp",
+            Float64,
+            true,
+            "Net ingredient cost, pounds, if given.",
+        ),
+        col(
+            "days_supply",
+            Int32,
+            true,
+            "Days of treatment supplied, if given.",
+        ),
+    ],
+};
+
+/// Tables that only ingest writes (not generated by `trent synth`).
+pub const INGEST_TABLES: &[TableDef] = &[QUARANTINE, PROCEDURE, ALLERGY, MEDICATION_RECORD];
+
 /// Look a lake table up by name.
 pub fn table(name: &str) -> Option<&'static TableDef> {
-    TABLES.iter().find(|t| t.name == name)
+    TABLES
+        .iter()
+        .chain(INGEST_TABLES.iter())
+        .find(|t| t.name == name)
 }
 
 /// The Markdown reference of the data model (`docs/schema.md`).

@@ -120,12 +120,13 @@ impl Cursor {
     }
 }
 
-/// Export one partition of the staged generation to `dir/bundles-NNNNN.ndjson`.
-pub fn export_partition(
+/// Every person of one partition of the staged generation as `trent-fhir` records
+/// (borrowing the partition's part files), handed to `f` at once.
+pub fn with_people<R>(
     writer: &LakeWriter,
-    dir: &Path,
     part: usize,
-) -> Result<FhirStats, LakeError> {
+    f: impl FnOnce(Vec<PersonRecord<'_>>) -> Result<R, LakeError>,
+) -> Result<R, LakeError> {
     let read = |t: &str| read_part(&writer.staged_part_path(t, part));
     let (vault, person, activity, condition, observation, medication, social, referral) = (
         read(VAULT_TABLE)?,
@@ -156,11 +157,7 @@ pub fn export_partition(
         Cursor::new(&so),
         Cursor::new(&re),
     );
-    let path = dir.join(format!("bundles-{part:05}.ndjson"));
-    let file = std::fs::File::create(&path).map_err(trent_lake::io(&path))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    let mut stats = FhirStats::default();
-    let mut line = Vec::with_capacity(1 << 16);
+    let mut people = Vec::new();
     for (pid, vi) in v.by_person() {
         let vi = vi as usize;
         let pi = cp.take(pid).next();
@@ -250,21 +247,40 @@ pub fn export_partition(
                 priority: re.s("priority", i),
             })
             .collect();
-        let Some(bundle) = trent_fhir::bundle::transaction(&rec) else {
-            continue;
-        };
-        stats.resources += bundle["entry"].as_array().map_or(0, |e| e.len() as u64);
-        line.clear();
-        serde_json::to_writer(&mut line, &bundle).expect("JSON values serialise");
-        line.push(b'\n');
-        out.write_all(&line).map_err(trent_lake::io(&path))?;
-        stats.bytes += line.len() as u64;
-        stats.bundles += 1;
+        people.push(rec);
     }
-    out.flush().map_err(trent_lake::io(&path))?;
-    out.into_inner()
-        .map_err(|e| e.into_error())
-        .and_then(|f| f.sync_all())
-        .map_err(trent_lake::io(&path))?;
-    Ok(stats)
+    f(people)
+}
+
+/// Export one partition of the staged generation to `dir/bundles-NNNNN.ndjson`.
+pub fn export_partition(
+    writer: &LakeWriter,
+    dir: &Path,
+    part: usize,
+) -> Result<FhirStats, LakeError> {
+    with_people(writer, part, |people| {
+        let path = dir.join(format!("bundles-{part:05}.ndjson"));
+        let file = std::fs::File::create(&path).map_err(trent_lake::io(&path))?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let mut stats = FhirStats::default();
+        let mut line = Vec::with_capacity(1 << 16);
+        for rec in &people {
+            let Some(bundle) = trent_fhir::bundle::transaction(rec) else {
+                continue;
+            };
+            stats.resources += bundle["entry"].as_array().map_or(0, |e| e.len() as u64);
+            line.clear();
+            serde_json::to_writer(&mut line, &bundle).expect("JSON values serialise");
+            line.push(b'\n');
+            out.write_all(&line).map_err(trent_lake::io(&path))?;
+            stats.bytes += line.len() as u64;
+            stats.bundles += 1;
+        }
+        out.flush().map_err(trent_lake::io(&path))?;
+        out.into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|f| f.sync_all())
+            .map_err(trent_lake::io(&path))?;
+        Ok(stats)
+    })
 }

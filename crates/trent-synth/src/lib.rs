@@ -13,6 +13,7 @@
 pub mod buffers;
 pub mod calibrate;
 pub mod check;
+pub mod feeds;
 pub mod fhir;
 pub mod geo;
 pub mod model;
@@ -108,11 +109,29 @@ pub fn validate(opts: &SynthOptions) -> Result<(), SynthError> {
     Ok(())
 }
 
+/// Extra exports beside the lake.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exports {
+    /// Also write the source feeds with faults and ground truth (`feeds/` beside the
+    /// vault; see [`feeds`]).
+    pub feeds: bool,
+}
+
 /// Generate the area's synthetic lake into `out`.
 pub fn synthesize(
     area: &Area,
     opts: &SynthOptions,
     out: &std::path::Path,
+) -> Result<Summary, SynthError> {
+    synthesize_ext(area, opts, out, Exports::default())
+}
+
+/// [`synthesize`] with extra exports.
+pub fn synthesize_ext(
+    area: &Area,
+    opts: &SynthOptions,
+    out: &std::path::Path,
+    exports: Exports,
 ) -> Result<Summary, SynthError> {
     validate(opts)?;
     let t = std::time::Instant::now();
@@ -159,6 +178,17 @@ pub fn synthesize(
     } else {
         None
     };
+    if exports.feeds {
+        let dir = writer.restricted_dir("feeds")?;
+        let today = time::add_years(opts.start, opts.years);
+        parallel(
+            parts.len(),
+            threads,
+            opts.progress.then_some("feeds"),
+            |i| feeds::feeds_partition(&writer, &dir, parts[i].index, opts.seed, today),
+        )?;
+        feeds::merge_postcodes(&dir, parts.len(), today)?;
+    }
     // the organisation table
     let mut orgp = writer.part(&trent_model::schema::ORGANISATION, 0)?;
     orgp.write(&organisation_batch(area))?;
@@ -222,6 +252,7 @@ pub fn synthesize(
         written_by: format!("trent {}", env!("CARGO_PKG_VERSION")),
         tables,
         vault_rows,
+        batches: Vec::new(),
     };
     let generation = writer.commit(&catalog)?;
     Ok(Summary {

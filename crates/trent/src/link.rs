@@ -10,16 +10,18 @@ use anyhow::{Context, Result};
 #[derive(clap::Args)]
 pub struct LinkArgs {
     /// Records: source,record_id,nhs_number,given_name,family_name,birth_date,sex,postcode.
-    records: PathBuf,
+    /// Without it, `--evaluate` scores the linkage ingest did in the data directory's vault.
+    records: Option<PathBuf>,
     /// Write source,record_id,person_key here.
-    #[arg(long)]
-    out: PathBuf,
+    #[arg(long, required_unless_present = "evaluate")]
+    out: Option<PathBuf>,
     /// Write the clerical-review queue (pairs between the thresholds, NHS-number conflicts).
     #[arg(long)]
     review: Option<PathBuf>,
     /// Ground truth (source,record_id,person_id): print pairwise precision, recall and F1.
-    #[arg(long, value_name = "TRUTH.csv")]
-    evaluate: Option<PathBuf>,
+    /// Repeatable when scoring the vault (one truth.csv per feeds partition).
+    #[arg(long, value_name = "TRUTH.csv", num_args = 1..)]
+    evaluate: Vec<PathBuf>,
     /// Link at or above this match probability.
     #[arg(long, default_value_t = 0.95)]
     upper: f64,
@@ -38,8 +40,14 @@ fn open(p: &PathBuf) -> Result<BufReader<std::fs::File>> {
 }
 
 /// Run it.
-pub fn run(a: LinkArgs) -> Result<ExitCode> {
-    let records = trent_link::record::read_csv(open(&a.records)?, &a.records)?;
+pub fn run(a: LinkArgs, data: &std::path::Path) -> Result<ExitCode> {
+    let Some(records_path) = a.records.clone() else {
+        return crate::ingest::evaluate(data, &a.evaluate);
+    };
+    let Some(out) = a.out.clone() else {
+        anyhow::bail!("--out is needed when linking a records file");
+    };
+    let records = trent_link::record::read_csv(open(&records_path)?, &records_path)?;
     let mut cfg = trent_link::LinkConfig {
         upper: a.upper,
         lower: a.lower,
@@ -54,7 +62,7 @@ pub fn run(a: LinkArgs) -> Result<ExitCode> {
             || format!("cannot write {}", p.display()),
         )?))
     };
-    let mut w = create(&a.out)?;
+    let mut w = create(&out)?;
     writeln!(w, "source,record_id,person_key")?;
     for (r, k) in records.iter().zip(&res.person_keys) {
         writeln!(w, "{},{},{}", r.source, r.record_id, k)?;
@@ -88,9 +96,12 @@ pub fn run(a: LinkArgs) -> Result<ExitCode> {
         st.review_uncertain,
         st.review_cluster_guard
     );
-    if let Some(t) = &a.evaluate {
+    if a.evaluate.len() > 1 {
+        anyhow::bail!("--evaluate takes one truth file when linking a records file");
+    }
+    if let Some(t) = a.evaluate.first() {
         let truth = trent_link::evaluate::read_labels(open(t)?, t, "person_id")?;
-        let pred = trent_link::evaluate::read_labels(open(&a.out)?, &a.out, "person_key")?;
+        let pred = trent_link::evaluate::read_labels(open(&out)?, &out, "person_key")?;
         let e = trent_link::evaluate::evaluate_maps(&pred, &truth)?;
         println!(
             "precision {:.4}  recall {:.4}  F1 {:.4}  ({} true pairs, {} predicted, {} clusters merging people, {} people split)",

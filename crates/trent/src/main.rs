@@ -10,6 +10,7 @@ use trent_lake::{Lake, resolve_data_dir};
 use trent_places::Area;
 use trent_synth::{SynthOptions, time};
 
+mod ingest;
 mod link;
 mod observatory;
 mod phm;
@@ -68,6 +69,12 @@ enum Cmd {
     Score(Box<score::ScoreArgs>),
     /// Link identity records (CSV) into people: NHS number, then Fellegi-Sunter (docs/linkage.md).
     Link(link::LinkArgs),
+    /// Land source feeds in the lake and vault as one atomic batch: FHIR R4, flat extracts,
+    /// OMOP, or a synthetic feeds folder (docs/ingest.md).
+    #[command(subcommand)]
+    Ingest(ingest::IngestCmd),
+    /// List the records ingest quarantined (identifiers masked; --raw shows the vault side).
+    Quarantine(ingest::QuarantineArgs),
     /// Population health management: features, indices, segments and the risk of an
     /// emergency admission for everyone at an index date, into the lake (docs/phm.md).
     Stratify(phm::StratifyArgs),
@@ -217,8 +224,12 @@ struct SynthArgs {
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum SynthFormat {
+    /// The lake and vault only.
     Lake,
+    /// Also FHIR R4 transaction bundles (fhir/ beside the vault).
     Fhir,
+    /// Also the source feeds with faults and ground truth (feeds/ beside the vault).
+    Feeds,
 }
 
 fn main() -> ExitCode {
@@ -250,7 +261,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let data = resolve_data_dir(cli.data.as_deref());
     match cli.cmd {
         Cmd::Indicators(a) => return observatory::run(a, &data),
-        Cmd::Link(a) => return link::run(a),
+        Cmd::Link(a) => return link::run(a, &data),
+        Cmd::Ingest(a) => return ingest::run(a, &data),
+        Cmd::Quarantine(a) => return ingest::run_quarantine(a, &data),
         Cmd::Stratify(a) => return phm::run_stratify(a, &data),
         Cmd::Cohort(a) => return phm::run_cohort(a, &data),
         Cmd::Stats(a) => return stats::run(*a),
@@ -292,7 +305,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 fhir: a.format == SynthFormat::Fhir,
             };
             let out = a.out.unwrap_or(data);
-            let s = trent_synth::synthesize(&area, &opts, &out)?;
+            let exports = trent_synth::Exports {
+                feeds: a.format == SynthFormat::Feeds,
+            };
+            let s = trent_synth::synthesize_ext(&area, &opts, &out, exports)?;
             print_summary(&area, &s, &out);
         }
         Cmd::Up { scale } => {
