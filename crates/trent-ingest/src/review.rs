@@ -39,7 +39,15 @@ pub fn feeds_folder(dir: &Path) -> Result<(Vec<Input>, Option<PathBuf>, Option<i
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|f| f.extension().is_some_and(|x| x == "csv"))
             .collect();
-        files.sort();
+        // a redelivered file arrives after the original
+        files.sort_by_key(|f| {
+            let n = f
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            (n.replace("-redelivered", ""), n.contains("-redelivered"))
+        });
         for f in files {
             let name = f
                 .file_name()

@@ -148,6 +148,8 @@ pub struct Report {
     pub rows_written: u64,
     /// Wall seconds.
     pub seconds: f64,
+    /// Seconds per stage: read, link, reconcile, write, publish.
+    pub stages: Vec<(String, f64)>,
     /// Whether a new generation was published (false when every file was skipped).
     pub published: bool,
 }
@@ -189,7 +191,7 @@ impl Report {
             "records: {} new, {} updated, {} unchanged, {} deleted; {} lake rows written\n\
              people: {} new source identities ({} linked to known people, {} new people), {} pairs for review; \
              {} people in the lake from ingest, {} held in the vault only (incomplete)\n\
-             {:.2} s{}\n",
+             {:.2} s ({}){}\n",
             self.records_new,
             self.records_updated,
             self.records_unchanged,
@@ -202,6 +204,11 @@ impl Report {
             self.persons_in_lake,
             self.persons_incomplete,
             self.seconds,
+            self.stages
+                .iter()
+                .map(|(n, s)| format!("{n} {s:.2}"))
+                .collect::<Vec<_>>()
+                .join(", "),
             if self.published {
                 ""
             } else {
@@ -537,6 +544,16 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
         })?;
     }
     fail(opts, "read")?;
+    let mut lap = Instant::now();
+    let mut stage_done = |name: &str, report: &mut Report| {
+        report
+            .stages
+            .push((name.to_string(), lap.elapsed().as_secs_f64()));
+        lap = Instant::now();
+    };
+    report
+        .stages
+        .push(("read".into(), t0.elapsed().as_secs_f64()));
     let mut tallies = std::mem::take(&mut sink.inner.tallies);
     let stage = sink.inner.inner;
     let mut rejected = stage.rejected;
@@ -609,6 +626,7 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
         }
     }
     fail(opts, "link")?;
+    stage_done("link", &mut report);
 
     // 3. reconcile and build lake rows
     let costs = trent_synth::sim::Costs::new(&opts.area);
@@ -620,7 +638,12 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
         let kind = g.rec.kind();
         if let Staged::Deleted(d) = &g.rec {
             let dkind = trent_feeds::sink::kind_of(Some(&d.resource_type));
-            let k = (d.source.clone(), dkind.clone(), d.source_id.clone());
+            // `Type/id`, or a conditional delete `Type?identifier=system|value`
+            let sid = match d.source_id.strip_prefix("identifier=") {
+                Some(x) => x.replace("%7C", "|").replace("%7c", "|"),
+                None => d.source_id.clone(),
+            };
+            let k = (d.source.clone(), dkind.clone(), sid.clone());
             if let Some(old) = vault.records.remove(&k) {
                 for (t, f, r) in old.rows {
                     drop_rows.entry((t, f)).or_default().insert(r);
@@ -747,6 +770,7 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
         })
         .collect();
 
+    stage_done("reconcile", &mut report);
     // 4. land a new generation
     let writer = LakeWriter::create(data)?;
     let staging = writer.staging_dir().to_path_buf();
@@ -870,6 +894,7 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
     vault.save(&vdir)?;
     key.save(&vdir)?;
 
+    stage_done("write", &mut report);
     // catalog
     let mut cat_tables = Vec::new();
     for def in schema::TABLES.iter().chain(schema::INGEST_TABLES.iter()) {
@@ -924,6 +949,8 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
     };
     fail(opts, "commit")?;
     writer.commit(&catalog)?;
+    stage_done("publish", &mut report);
+    report.seconds = t0.elapsed().as_secs_f64();
     Ok(report)
 }
 
@@ -1123,10 +1150,22 @@ fn link_new(
         };
         out.assigned.push((k.clone(), pid));
     }
+    let valid_nhs = |r: &LinkRecord| {
+        r.nhs_number
+            .as_deref()
+            .and_then(|n| trent_model::nhs_number::validate(n).ok())
+    };
     for p in &res.review {
         let (a, b) = (p.a as usize, p.b as usize);
         if a < nk && b < nk {
             continue; // both known: already reviewed in their batch
+        }
+        // two different valid NHS numbers are two people (a person with two numbers is
+        // for the national Spine to resolve, not for probabilistic linkage)
+        if let (Some(x), Some(y)) = (valid_nhs(&records[a]), valid_nhs(&records[b]))
+            && x != y
+        {
+            continue;
         }
         let kind = match p.kind {
             trent_link::PairKind::NhsConflict => "nhs_conflict",

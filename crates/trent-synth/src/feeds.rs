@@ -42,38 +42,12 @@ pub fn feeds_partition(
     seed: u64,
     today: i32,
 ) -> Result<FeedStats, LakeError> {
-    let person = read_part(&writer.staged_part_path("person", part))?;
-    let ids = person
-        .column_by_name("person_id")
-        .expect("person_id")
-        .as_primitive::<Int64Type>();
-    let lsoa = person
-        .column_by_name("lsoa")
-        .expect("lsoa")
-        .as_string::<i32>();
-    let lsoa_of: std::collections::HashMap<i64, String> = (0..person.num_rows())
-        .filter(|&i| !lsoa.is_null(i))
-        .map(|i| (ids.value(i), lsoa.value(i).to_string()))
-        .collect();
+    let out = dir.join(format!("part-{part:05}"));
+    write_postcodes(writer, &out, part)?;
     crate::fhir::with_people(writer, part, |people| {
         let cfg = trent_feeds::synth_feeds::SynthFeedsConfig::new(seed, today);
         let feeds = trent_feeds::synth_feeds::synth_feeds(&people, part as u64, &cfg);
-        let out = dir.join(format!("part-{part:05}"));
         feeds.write(&out).map_err(trent_lake::io(&out))?;
-        let mut pc: BTreeMap<&str, &str> = BTreeMap::new();
-        for p in &people {
-            if let Some(pt) = &p.patient
-                && let Some(l) = lsoa_of.get(&pt.person_id)
-            {
-                pc.entry(pt.postcode).or_insert(l.as_str());
-            }
-        }
-        let mut text = String::from("pcds,lsoa11cd\n");
-        for (p, l) in pc {
-            text.push_str(&format!("{p},{l}\n"));
-        }
-        let path = out.join("postcode_lsoa.csv");
-        std::fs::write(&path, text).map_err(trent_lake::io(&path))?;
         Ok(FeedStats {
             files: feeds.files.len() as u64,
             rows: feeds
@@ -84,6 +58,46 @@ pub fn feeds_partition(
             faults: feeds.faults.len() as u64,
         })
     })
+}
+
+/// Write `out/postcode_lsoa.csv`: the postcode and LSOA of every person of one partition
+/// (first LSOA per postcode in postcode order).
+pub fn write_postcodes(writer: &LakeWriter, out: &Path, part: usize) -> Result<(), LakeError> {
+    let person = read_part(&writer.staged_part_path("person", part))?;
+    let ids = person
+        .column_by_name("person_id")
+        .expect("person_id")
+        .as_primitive::<Int64Type>();
+    let lsoa = person
+        .column_by_name("lsoa")
+        .expect("lsoa")
+        .as_string::<i32>();
+    let lsoa_of: std::collections::HashMap<i64, &str> = (0..person.num_rows())
+        .filter(|&i| !lsoa.is_null(i))
+        .map(|i| (ids.value(i), lsoa.value(i)))
+        .collect();
+    let vault = read_part(&writer.staged_part_path(trent_lake::VAULT_TABLE, part))?;
+    let vids = vault
+        .column_by_name("person_id")
+        .expect("person_id")
+        .as_primitive::<Int64Type>();
+    let pcs = vault
+        .column_by_name("postcode")
+        .expect("postcode")
+        .as_string::<i32>();
+    let mut pc: BTreeMap<&str, &str> = BTreeMap::new();
+    for i in 0..vault.num_rows() {
+        if let Some(l) = lsoa_of.get(&vids.value(i)) {
+            pc.entry(pcs.value(i)).or_insert(l);
+        }
+    }
+    let mut text = String::from("pcds,lsoa11cd\n");
+    for (p, l) in pc {
+        text.push_str(&format!("{p},{l}\n"));
+    }
+    std::fs::create_dir_all(out).map_err(trent_lake::io(out))?;
+    let path = out.join("postcode_lsoa.csv");
+    std::fs::write(&path, text).map_err(trent_lake::io(&path))
 }
 
 /// Merge the partitions' postcode files into `dir/postcode_lsoa.csv` (first wins) and
@@ -101,6 +115,7 @@ pub fn merge_postcodes(dir: &Path, parts: usize, today: i32) -> Result<(), LakeE
             }
         }
         std::fs::remove_file(&p).map_err(trent_lake::io(&p))?;
+        let _ = std::fs::remove_dir(dir.join(format!("part-{part:05}"))); // empty for FHIR
     }
     let mut text = String::from("pcds,lsoa11cd\n");
     for (a, b) in all {

@@ -164,8 +164,11 @@ pub fn synthesize_ext(
     let fhir = if opts.fhir {
         let dir = writer.restricted_dir("fhir")?;
         let stats = parallel(parts.len(), threads, opts.progress.then_some("fhir"), |i| {
-            fhir::export_partition(&writer, &dir, parts[i].index)
+            let part = parts[i].index;
+            feeds::write_postcodes(&writer, &dir.join(format!("part-{part:05}")), part)?;
+            fhir::export_partition(&writer, &dir, part)
         })?;
+        feeds::merge_postcodes(&dir, parts.len(), time::add_years(opts.start, opts.years))?;
         Some(
             stats
                 .into_iter()
