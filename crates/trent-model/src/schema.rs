@@ -665,7 +665,11 @@ pub fn markdown() -> String {
          read through Apache DataFusion. Column names are a public contract. The identity \
          vault is written beside the lake and never into it.\n\n",
     );
-    for t in TABLES.iter().chain(std::iter::once(&VAULT)) {
+    for t in TABLES
+        .iter()
+        .chain(INGEST_TABLES.iter())
+        .chain(std::iter::once(&VAULT))
+    {
         let where_ = if t.name == VAULT.name {
             " (identity vault)"
         } else {
