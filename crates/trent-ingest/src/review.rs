@@ -12,10 +12,13 @@ use crate::run::{Format, Input};
 use crate::table::{Cols, read_parquet};
 use crate::vault::{RawRejection, VaultState, read_quarantine_raw};
 
+/// A feeds folder: its inputs, its postcode lookup, its batch date.
+pub type FeedsFolder = (Vec<Input>, Option<PathBuf>, Option<i32>);
+
 /// The inputs of a `trent synth --format feeds` folder: every `<feed>-NNNNN*.csv` of every
 /// `part-NNNNN/`, ingested under the feed's name; plus the postcode lookup and batch date
 /// the folder carries.
-pub fn feeds_folder(dir: &Path) -> Result<(Vec<Input>, Option<PathBuf>, Option<i32>), IngestError> {
+pub fn feeds_folder(dir: &Path) -> Result<FeedsFolder, IngestError> {
     let mut inputs = Vec::new();
     let mut parts: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| IngestError::io(dir, e))?

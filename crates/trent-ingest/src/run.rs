@@ -219,6 +219,9 @@ impl Report {
     }
 }
 
+/// (source, kind, source id) of a record read in this batch.
+type SeenKey = (String, &'static str, String);
+
 /// An accepted record and where it came from.
 struct Got {
     rec: Staged,
@@ -301,7 +304,11 @@ fn read_parallel(
 /// Read back the raw text of rejections made after reading (cross-file duplicates,
 /// records whose person is unknown): the line of a CSV or NDJSON file, the bundle entry
 /// of a FHIR file.
-fn fill_raw(rejected: &mut [Rejection], which: &[usize], inputs: &[Input]) -> Result<(), IngestError> {
+fn fill_raw(
+    rejected: &mut [Rejection],
+    which: &[usize],
+    inputs: &[Input],
+) -> Result<(), IngestError> {
     let mut by_file: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for &i in which {
         by_file.entry(rejected[i].file.clone()).or_default().push(i);
@@ -313,7 +320,7 @@ fn fill_raw(rejected: &mut [Rejection], which: &[usize], inputs: &[Input]) -> Re
             .any(|i| i.format == Format::Fhir && i.path == path);
         let text = std::fs::read_to_string(path).map_err(|e| IngestError::io(path, e))?;
         let lines: Vec<&str> = text.lines().collect();
-        let whole: Option<serde_json::Value> = if fhir && lines.len() > 0 && !is_ndjson(path) {
+        let whole: Option<serde_json::Value> = if fhir && !lines.is_empty() && !is_ndjson(path) {
             serde_json::from_str(&text).ok()
         } else {
             None
@@ -630,7 +637,7 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
     let mut tallies: BTreeMap<(String, String), Tally> = BTreeMap::new();
     let mut got: Vec<Got> = Vec::new();
     let mut rejected: Vec<Rejection> = Vec::new();
-    let mut seen: HashMap<(String, &'static str, String), (String, bool)> = HashMap::new();
+    let mut seen: HashMap<SeenKey, (String, bool)> = HashMap::new();
     let mut need_raw: Vec<usize> = Vec::new(); // indices into `rejected`
     for out in outs {
         for (k, t) in out.tallies {
@@ -640,7 +647,7 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
             e.rejected += t.rejected;
         }
         rejected.extend(out.rejected);
-        let mut file_seen: Vec<((String, &'static str, String), (String, bool))> = Vec::new();
+        let mut file_seen: Vec<(SeenKey, (String, bool))> = Vec::new();
         for g in out.got {
             if let Staged::Deleted(_) = g.rec {
                 got.push(g);
@@ -658,15 +665,21 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
                     let (reason, message) = if same {
                         (
                             Reason::DuplicateInBatch,
-                            format!("{kind} {id:?} of source {src:?} was already received in this batch with the same content"),
+                            format!(
+                                "{kind} {id:?} of source {src:?} was already received in this batch with the same content"
+                            ),
                         )
                     } else {
                         (
                             Reason::ConflictingRecord,
-                            format!("{kind} {id:?} of source {src:?} was already received in this batch with different content"),
+                            format!(
+                                "{kind} {id:?} of source {src:?} was already received in this batch with different content"
+                            ),
                         )
                     };
-                    let t = tallies.entry((src.to_string(), kind.to_string())).or_default();
+                    let t = tallies
+                        .entry((src.to_string(), kind.to_string()))
+                        .or_default();
                     t.accepted -= 1;
                     t.rejected += 1;
                     need_raw.push(rejected.len());
@@ -1592,8 +1605,11 @@ impl<'a> Land<'a> {
                 ],
             )),
             Staged::Medication(m) => {
-                if m.code_system == "BNF" && m.kind == "request" {
-                    if let (Some(cost), Some(days)) = (m.cost_gbp, m.days_supply) {
+                if m.code_system == "BNF"
+                    && m.kind == "request"
+                    && let (Some(cost), Some(days)) = (m.cost_gbp, m.days_supply)
+                {
+                    {
                         out.push(self.push(
                             MED,
                             vec![
