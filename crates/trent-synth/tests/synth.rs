@@ -314,9 +314,13 @@ fn fhir_bundles_hold_the_whole_record() {
     let mut files: Vec<_> = std::fs::read_dir(&fhir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ndjson"))
         .collect();
     files.sort();
     assert_eq!(files.len(), s.partitions);
+    // beside the bundles: the postcode lookup ingest places people with, and the date
+    assert!(fhir.join("postcode_lsoa.csv").exists());
+    assert!(fhir.join("batch-date.txt").exists());
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
         for line in text.lines() {
