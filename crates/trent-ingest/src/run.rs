@@ -39,7 +39,7 @@ use crate::IngestError;
 use crate::mask::mask;
 use crate::pseudo::Key;
 use crate::table::{Cell, Rows, read_parquet, write_parquet};
-use crate::vault::{Landed, RawRejection, RecordKey, ReviewPair, SourcePerson, VaultState};
+use crate::vault::{Landed, RawRejection, ReviewPair, SourcePerson, VaultState, content64, record_key};
 
 /// What a file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -791,8 +791,8 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
     // 3. reconcile and build lake rows
     let costs = trent_synth::sim::Costs::new(&opts.area);
     let part = format!("b{batch_id:06}.parquet");
-    let mut land = Land::new(&key, &part, &costs);
-    let mut drop_rows: HashMap<(String, String), HashSet<i64>> = HashMap::new();
+    let mut land = Land::new(&key, &costs);
+    let mut drop_rows: HashMap<u32, HashSet<u32>> = HashMap::new();
     let mut moved: Vec<(String, String)> = Vec::new(); // (source, kind) accepted → quarantined
     for g in got {
         let kind = g.rec.kind();
@@ -803,10 +803,10 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
                 Some(x) => x.replace("%7C", "|").replace("%7c", "|"),
                 None => d.source_id.clone(),
             };
-            let k = (d.source.clone(), dkind.clone(), sid.clone());
+            let k = record_key(&d.source, &dkind, &sid);
             if let Some(old) = vault.records.remove(&k) {
-                for (t, f, r) in old.rows {
-                    drop_rows.entry((t, f)).or_default().insert(r);
+                for (f, r) in old.rows {
+                    drop_rows.entry(f).or_default().insert(r);
                 }
                 report.records_deleted += 1;
             } else if dkind == "person" {
@@ -826,7 +826,7 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
             continue; // persons are handled above
         }
         let (src, sid, hash) = g.rec.key();
-        let rk: RecordKey = (src.to_string(), kind.to_string(), sid.to_string());
+        let rk = record_key(src, kind, sid);
         let (ps, pp) = person_of(&g.rec).expect("events have a person");
         let Some(pid) = vault
             .persons
@@ -852,27 +852,29 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
             need_raw.push(rejected.len() - 1);
             continue;
         };
+        let content = content64(hash);
         match vault.records.get(&rk) {
-            Some(old) if old.content_hash == hash => {
+            Some(old) if old.content == content => {
                 report.records_unchanged += 1;
                 continue;
             }
             Some(old) => {
-                for (t, f, r) in &old.rows {
-                    drop_rows
-                        .entry((t.clone(), f.clone()))
-                        .or_default()
-                        .insert(*r);
+                for (f, r) in &old.rows {
+                    drop_rows.entry(*f).or_default().insert(*r);
                 }
                 report.records_updated += 1;
             }
             None => report.records_new += 1,
         }
-        let rows = land.add(&g.rec, pid);
+        let rows = land
+            .add(&g.rec, pid)
+            .into_iter()
+            .map(|(t, r)| (vault.file_id(t, &part), r))
+            .collect();
         vault.records.insert(
             rk,
             Landed {
-                content_hash: hash.to_string(),
+                content,
                 rows,
                 batch_id,
             },
@@ -950,23 +952,30 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
         tables.insert("organisation".into(), (n, vec![f]));
     }
     // rewrite part files that lost rows (updates and deletes)
-    let mut renames: HashMap<(String, String), (String, Vec<i64>)> = HashMap::new();
-    for ((t, f), rows) in &drop_rows {
-        let dir = staging.join("lake").join(t);
-        let path = dir.join(f);
+    let mut renames: HashMap<u32, Vec<i64>> = HashMap::new();
+    for (fid, rows) in &drop_rows {
+        let (t, f) = vault.files[*fid as usize].clone();
+        let dir = staging.join("lake").join(&t);
+        let path = dir.join(&f);
         let Some(b) = read_parquet(&path)? else {
             continue;
         };
         let keep: Vec<u32> = (0..b.num_rows() as u32)
-            .filter(|i| !rows.contains(&(*i as i64)))
+            .filter(|i| !rows.contains(i))
             .collect();
         let nb =
             arrow::compute::take_record_batch(&b, &arrow::array::UInt32Array::from(keep.clone()))
                 .map_err(|e| IngestError::Parquet {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
-        let new_name = format!("{}-r{batch_id:06}.parquet", f.trim_end_matches(".parquet"));
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+        let new_name = format!(
+            "{}-r{batch_id:06}.parquet",
+            f.trim_end_matches(".parquet")
+                .split("-r")
+                .next()
+                .unwrap_or(&f)
+        );
         write_parquet(&dir.join(&new_name), &nb)?;
         let _ = std::fs::remove_file(&path);
         // new row index of every kept row
@@ -974,22 +983,22 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
         for (n, o) in keep.iter().enumerate() {
             map[*o as usize] = n as i64;
         }
-        if let Some(e) = tables.get_mut(t) {
+        if let Some(e) = tables.get_mut(&t) {
             e.0 -= rows.len() as u64;
             for x in e.1.iter_mut() {
-                if x == f {
+                if *x == f {
                     *x = new_name.clone();
                 }
             }
         }
-        renames.insert((t.clone(), f.clone()), (new_name, map));
+        vault.rename_file(*fid, &new_name);
+        renames.insert(*fid, map);
     }
     if !renames.is_empty() {
         for l in vault.records.values_mut() {
-            for (t, f, r) in l.rows.iter_mut() {
-                if let Some((nf, map)) = renames.get(&(t.clone(), f.clone())) {
-                    *f = nf.clone();
-                    *r = map[*r as usize];
+            for (f, r) in l.rows.iter_mut() {
+                if let Some(map) = renames.get(f) {
+                    *r = map[*r as usize] as u32;
                 }
             }
         }
@@ -1436,7 +1445,6 @@ fn persons_tables(
 /// Builds the batch's rows for every event table.
 struct Land<'a> {
     key: &'a Key,
-    part: &'a str,
     costs: &'a trent_synth::sim::Costs,
     tables: Vec<(&'static TableDef, Rows)>,
     min_date: Option<i32>,
@@ -1453,7 +1461,7 @@ const PROC: usize = 7;
 const ALL: usize = 8;
 
 impl<'a> Land<'a> {
-    fn new(key: &'a Key, part: &'a str, costs: &'a trent_synth::sim::Costs) -> Land<'a> {
+    fn new(key: &'a Key, costs: &'a trent_synth::sim::Costs) -> Land<'a> {
         let defs: [&'static TableDef; 9] = [
             &schema::ACTIVITY,
             &schema::CONDITION,
@@ -1467,7 +1475,6 @@ impl<'a> Land<'a> {
         ];
         Land {
             key,
-            part,
             costs,
             tables: defs.iter().map(|d| (*d, Rows::new(d.schema()))).collect(),
             min_date: None,
@@ -1478,10 +1485,10 @@ impl<'a> Land<'a> {
         self.tables.iter().map(|t| t.1.len() as u64).sum()
     }
 
-    fn push(&mut self, t: usize, row: Vec<Cell>) -> (String, String, i64) {
-        let r = self.tables[t].1.len() as i64;
+    fn push(&mut self, t: usize, row: Vec<Cell>) -> (&'static str, u32) {
+        let r = self.tables[t].1.len() as u32;
         self.tables[t].1.push(row);
-        (self.tables[t].0.name.to_string(), self.part.to_string(), r)
+        (self.tables[t].0.name, r)
     }
 
     fn finish(self) -> Vec<(&'static TableDef, RecordBatch)> {
@@ -1524,7 +1531,7 @@ impl<'a> Land<'a> {
     }
 
     /// Land one record for person `pid`; returns the lake rows it made.
-    fn add(&mut self, r: &Staged, pid: i64) -> Vec<(String, String, i64)> {
+    fn add(&mut self, r: &Staged, pid: i64) -> Vec<(&'static str, u32)> {
         if let Some(d) = event_date(r) {
             self.min_date = Some(self.min_date.map_or(d, |m| m.min(d)));
         }

@@ -56,15 +56,37 @@ pub struct SourcePerson {
     pub batch_id: i64,
 }
 
-/// Where one accepted record landed: (table, file, row) per lake row it produced.
+/// Where one accepted record landed: one (file id, row) per lake row it produced.
+///
+/// Compact on purpose: a whole area's feeds hold ~90 million records, so a record is a
+/// 128-bit key, a 64-bit content hash and its rows (file ids index
+/// [`VaultState::files`]), about 60 bytes in memory.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Landed {
-    /// Content hash of the record as last accepted.
-    pub content_hash: String,
-    /// Lake rows: (table, part file name, row index in that file).
-    pub rows: Vec<(String, String, i64)>,
+    /// First 64 bits of the content hash of the record as last accepted.
+    pub content: u64,
+    /// Lake rows: (file id, row index in that file).
+    pub rows: Vec<(u32, u32)>,
     /// The batch that landed it.
     pub batch_id: i64,
+}
+
+/// The first 64 bits of a hex SHA-256.
+pub fn content64(hex: &str) -> u64 {
+    u64::from_str_radix(hex.get(..16).unwrap_or("0"), 16).unwrap_or(0)
+}
+
+/// The key of a record: the first 128 bits of SHA-256(source, kind, source id).
+pub fn record_key(source: &str, kind: &str, id: &str) -> RecordKey {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(source.as_bytes());
+    h.update([0x1f]);
+    h.update(kind.as_bytes());
+    h.update([0x1f]);
+    h.update(id.as_bytes());
+    let d = h.finalize();
+    u128::from_be_bytes(d[..16].try_into().expect("16 bytes"))
 }
 
 /// One pair queued for clerical review.
@@ -103,8 +125,8 @@ pub struct RawRejection {
     pub raw: String,
 }
 
-/// Key of a landed record: (source, kind, source id).
-pub type RecordKey = (String, String, String);
+/// Key of a landed record: see [`record_key`].
+pub type RecordKey = u128;
 
 /// The ingest state kept in the vault.
 #[derive(Debug, Default)]
@@ -113,6 +135,9 @@ pub struct VaultState {
     pub persons: HashMap<(String, String), SourcePerson>,
     /// Every landed record.
     pub records: HashMap<RecordKey, Landed>,
+    /// Lake part files records landed in: (table, file name), by file id.
+    pub files: Vec<(String, String)>,
+    file_ids: HashMap<(String, String), u32>,
     /// The review queue.
     pub review: Vec<ReviewPair>,
     /// Raw text of every quarantined record.
@@ -121,6 +146,7 @@ pub struct VaultState {
 
 const PERSON_SOURCE: &str = "person_source";
 const RECORD_KEY: &str = "record_key";
+const RECORD_FILE: &str = "record_file";
 const REVIEW: &str = "review";
 const QUARANTINE_RAW: &str = "quarantine_raw";
 
@@ -155,15 +181,18 @@ fn person_schema() -> arrow::datatypes::SchemaRef {
 fn key_schema() -> arrow::datatypes::SchemaRef {
     use DataType::*;
     schema(&[
-        ("source", Utf8),
-        ("kind", Utf8),
-        ("source_id", Utf8),
-        ("content_hash", Utf8),
-        ("lake_table", Utf8),
-        ("lake_file", Utf8),
+        ("key_hi", Int64),
+        ("key_lo", Int64),
+        ("content", Int64),
+        ("file_id", Int32),
         ("lake_row", Int64),
         ("batch_id", Int64),
     ])
+}
+
+fn file_schema() -> arrow::datatypes::SchemaRef {
+    use DataType::*;
+    schema(&[("file_id", Int32), ("lake_table", Utf8), ("lake_file", Utf8)])
 }
 
 fn review_schema() -> arrow::datatypes::SchemaRef {
@@ -198,6 +227,27 @@ fn d(v: Option<i32>) -> Cell {
 }
 
 impl VaultState {
+    /// The id of a lake part file (interned).
+    pub fn file_id(&mut self, table: &str, file: &str) -> u32 {
+        let k = (table.to_string(), file.to_string());
+        if let Some(i) = self.file_ids.get(&k) {
+            return *i;
+        }
+        let i = self.files.len() as u32;
+        self.files.push(k.clone());
+        self.file_ids.insert(k, i);
+        i
+    }
+
+    /// Point a file id at a new file name (a part rewritten without some rows).
+    pub fn rename_file(&mut self, id: u32, new_name: &str) {
+        let old = self.files[id as usize].clone();
+        self.file_ids.remove(&old);
+        let k = (old.0, new_name.to_string());
+        self.files[id as usize] = k.clone();
+        self.file_ids.insert(k, id);
+    }
+
     /// Load the state from a generation's vault folder (empty if it has none).
     pub fn load(vault: &Path) -> Result<VaultState, IngestError> {
         let mut st = VaultState::default();
@@ -228,23 +278,35 @@ impl VaultState {
                     .insert((p.source.clone(), p.source_person.clone()), p);
             }
         }
-        if let Some(b) = read_parquet(&file(vault, RECORD_KEY))? {
+        if let Some(b) = read_parquet(&file(vault, RECORD_FILE))? {
             let c = Cols(&b);
             for i in 0..b.num_rows() {
-                let key = (
-                    c.s("source", i).unwrap_or_default(),
-                    c.s("kind", i).unwrap_or_default(),
-                    c.s("source_id", i).unwrap_or_default(),
+                st.file_id(
+                    &c.s("lake_table", i).unwrap_or_default(),
+                    &c.s("lake_file", i).unwrap_or_default(),
                 );
+            }
+        }
+        if let Some(b) = read_parquet(&file(vault, RECORD_KEY))? {
+            use arrow::array::{Array, AsArray};
+            use arrow::datatypes::{Int32Type, Int64Type};
+            let col = |n: &str| b.column_by_name(n).expect("record_key column");
+            let (hi, lo, content, fid, row, batch) = (
+                col("key_hi").as_primitive::<Int64Type>(),
+                col("key_lo").as_primitive::<Int64Type>(),
+                col("content").as_primitive::<Int64Type>(),
+                col("file_id").as_primitive::<Int32Type>(),
+                col("lake_row").as_primitive::<Int64Type>(),
+                col("batch_id").as_primitive::<Int64Type>(),
+            );
+            st.records.reserve(b.num_rows());
+            for i in 0..b.num_rows() {
+                let key = ((hi.value(i) as u64 as u128) << 64) | lo.value(i) as u64 as u128;
                 let e = st.records.entry(key).or_default();
-                e.content_hash = c.s("content_hash", i).unwrap_or_default();
-                e.batch_id = c.i("batch_id", i).unwrap_or_default();
-                if let (Some(t), Some(f), Some(r)) = (
-                    c.s("lake_table", i),
-                    c.s("lake_file", i),
-                    c.i("lake_row", i),
-                ) {
-                    e.rows.push((t, f, r));
+                e.content = content.value(i) as u64;
+                e.batch_id = batch.value(i);
+                if !fid.is_null(i) {
+                    e.rows.push((fid.value(i) as u32, row.value(i) as u32));
                 }
             }
         }
@@ -301,30 +363,56 @@ impl VaultState {
         }
         write_parquet(&file(vault, PERSON_SOURCE), &rows.finish())?;
 
-        let mut keys: Vec<(&RecordKey, &Landed)> = self.records.iter().collect();
-        keys.sort_by(|a, b| a.0.cmp(b.0));
-        let mut rows = Rows::new(key_schema());
-        for ((s, k, id), l) in keys {
-            let base = |t: Cell, f: Cell, r: Cell| {
+        {
+            use arrow::array::{Int32Builder, Int64Builder};
+            let mut keys: Vec<(&RecordKey, &Landed)> = self.records.iter().collect();
+            keys.sort_unstable_by_key(|k| *k.0);
+            let n: usize = keys.iter().map(|k| k.1.rows.len().max(1)).sum();
+            let mut hi = Int64Builder::with_capacity(n);
+            let mut lo = Int64Builder::with_capacity(n);
+            let mut content = Int64Builder::with_capacity(n);
+            let mut fid = Int32Builder::with_capacity(n);
+            let mut row = Int64Builder::with_capacity(n);
+            let mut batch = Int64Builder::with_capacity(n);
+            for (k, l) in keys {
+                let mut push = |f: Option<(u32, u32)>| {
+                    hi.append_value((*k >> 64) as u64 as i64);
+                    lo.append_value(*k as u64 as i64);
+                    content.append_value(l.content as i64);
+                    fid.append_option(f.map(|x| x.0 as i32));
+                    row.append_option(f.map(|x| x.1 as i64));
+                    batch.append_value(l.batch_id);
+                };
+                if l.rows.is_empty() {
+                    push(None);
+                }
+                for r in &l.rows {
+                    push(Some(*r));
+                }
+            }
+            let b = arrow::array::RecordBatch::try_new(
+                key_schema(),
                 vec![
-                    Cell::S(s.clone()),
-                    Cell::S(k.clone()),
-                    Cell::S(id.clone()),
-                    Cell::S(l.content_hash.clone()),
-                    t,
-                    f,
-                    r,
-                    Cell::I(l.batch_id),
-                ]
-            };
-            if l.rows.is_empty() {
-                rows.push(base(Cell::Null, Cell::Null, Cell::Null));
+                    std::sync::Arc::new(hi.finish()),
+                    std::sync::Arc::new(lo.finish()),
+                    std::sync::Arc::new(content.finish()),
+                    std::sync::Arc::new(fid.finish()),
+                    std::sync::Arc::new(row.finish()),
+                    std::sync::Arc::new(batch.finish()),
+                ],
+            )
+            .expect("record_key schema");
+            write_parquet(&file(vault, RECORD_KEY), &b)?;
+            let mut rows = Rows::new(file_schema());
+            for (i, (t, f)) in self.files.iter().enumerate() {
+                rows.push(vec![
+                    Cell::I32(i as i32),
+                    Cell::S(t.clone()),
+                    Cell::S(f.clone()),
+                ]);
             }
-            for (t, f, r) in &l.rows {
-                rows.push(base(Cell::S(t.clone()), Cell::S(f.clone()), Cell::I(*r)));
-            }
+            write_parquet(&file(vault, RECORD_FILE), &rows.finish())?;
         }
-        write_parquet(&file(vault, RECORD_KEY), &rows.finish())?;
 
         let mut rows = Rows::new(review_schema());
         for r in &self.review {
