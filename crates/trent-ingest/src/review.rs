@@ -12,6 +12,21 @@ use crate::run::{Format, Input};
 use crate::table::{Cols, read_parquet};
 use crate::vault::{RawRejection, VaultState, read_quarantine_raw};
 
+/// The `part-NNNNN` folders of a feeds folder, in order.
+pub fn feeds_parts(dir: &Path) -> Result<Vec<PathBuf>, IngestError> {
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| IngestError::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("part-"))
+        })
+        .collect();
+    parts.sort();
+    Ok(parts)
+}
+
 /// A feeds folder: its inputs, its postcode lookup, its batch date.
 pub type FeedsFolder = (Vec<Input>, Option<PathBuf>, Option<i32>);
 
@@ -19,6 +34,11 @@ pub type FeedsFolder = (Vec<Input>, Option<PathBuf>, Option<i32>);
 /// `part-NNNNN/`, ingested under the feed's name; plus the postcode lookup and batch date
 /// the folder carries.
 pub fn feeds_folder(dir: &Path) -> Result<FeedsFolder, IngestError> {
+    feeds_folder_parts(dir, None)
+}
+
+/// [`feeds_folder`] restricted to one `part-NNNNN` folder (for one batch per partition).
+pub fn feeds_folder_parts(dir: &Path, only: Option<&Path>) -> Result<FeedsFolder, IngestError> {
     let mut inputs = Vec::new();
     let mut parts: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| IngestError::io(dir, e))?
@@ -30,6 +50,9 @@ pub fn feeds_folder(dir: &Path) -> Result<FeedsFolder, IngestError> {
         })
         .collect();
     parts.sort();
+    if let Some(o) = only {
+        parts.retain(|p| p == o);
+    }
     if parts.is_empty() {
         return Err(IngestError::Input {
             path: dir.to_path_buf(),

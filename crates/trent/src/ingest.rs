@@ -72,6 +72,10 @@ pub enum IngestCmd {
     Feeds {
         /// The feeds folder (e.g. DATA/feeds).
         dir: PathBuf,
+        /// One batch per partition folder instead of one batch for everything (bounded
+        /// memory for a whole area's feeds).
+        #[arg(long)]
+        per_partition: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -197,7 +201,42 @@ pub fn run(cmd: IngestCmd, data: &Path) -> Result<ExitCode> {
             options(common, None, None)?,
             &common.format,
         ),
-        IngestCmd::Feeds { dir, common } => {
+        IngestCmd::Feeds {
+            dir,
+            per_partition,
+            common,
+        } => {
+            if *per_partition {
+                let t = std::time::Instant::now();
+                let parts = trent_ingest::review::feeds_parts(dir)?;
+                let (mut received, mut accepted, mut quarantined) = (0u64, 0u64, 0u64);
+                for p in &parts {
+                    let (inputs, pc, today) =
+                        trent_ingest::review::feeds_folder_parts(dir, Some(p))?;
+                    let opts = options(common, today, pc)?;
+                    let report = trent_ingest::ingest(data, &inputs, &opts)?;
+                    let tot = report.total();
+                    received += tot.received;
+                    accepted += tot.accepted;
+                    quarantined += tot.rejected;
+                    if tot.received != tot.accepted + tot.rejected {
+                        bail!("counts do not add up in batch {}", report.batch_id);
+                    }
+                    if common.format == "json" {
+                        println!("{}", serde_json::to_string(&report)?);
+                    } else {
+                        print!("{}: {}", p.display(), report.render());
+                    }
+                }
+                if common.format != "json" {
+                    println!(
+                        "{} batches: received {received}, accepted {accepted}, quarantined {quarantined}; {:.1} s",
+                        parts.len(),
+                        t.elapsed().as_secs_f64()
+                    );
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let (inputs, pc, today) = trent_ingest::feeds_folder(dir)?;
             (inputs, options(common, today, pc)?, &common.format)
         }
