@@ -40,16 +40,7 @@ pub fn feeds_folder(dir: &Path) -> Result<FeedsFolder, IngestError> {
 /// [`feeds_folder`] restricted to one `part-NNNNN` folder (for one batch per partition).
 pub fn feeds_folder_parts(dir: &Path, only: Option<&Path>) -> Result<FeedsFolder, IngestError> {
     let mut inputs = Vec::new();
-    let mut parts: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| IngestError::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_dir()
-                && p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("part-"))
-        })
-        .collect();
-    parts.sort();
+    let mut parts = feeds_parts(dir)?;
     if let Some(o) = only {
         parts.retain(|p| p == o);
     }

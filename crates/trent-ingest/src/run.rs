@@ -39,7 +39,9 @@ use crate::IngestError;
 use crate::mask::mask;
 use crate::pseudo::Key;
 use crate::table::{Cell, Rows, read_parquet, write_parquet};
-use crate::vault::{Landed, RawRejection, ReviewPair, SourcePerson, VaultState, content64, record_key};
+use crate::vault::{
+    Landed, RawRejection, ReviewPair, SourcePerson, VaultState, content64, record_key,
+};
 
 /// What a file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -966,9 +968,9 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
         let nb =
             arrow::compute::take_record_batch(&b, &arrow::array::UInt32Array::from(keep.clone()))
                 .map_err(|e| IngestError::Parquet {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
         let new_name = format!(
             "{}-r{batch_id:06}.parquet",
             f.trim_end_matches(".parquet")

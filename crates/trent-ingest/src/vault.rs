@@ -192,7 +192,11 @@ fn key_schema() -> arrow::datatypes::SchemaRef {
 
 fn file_schema() -> arrow::datatypes::SchemaRef {
     use DataType::*;
-    schema(&[("file_id", Int32), ("lake_table", Utf8), ("lake_file", Utf8)])
+    schema(&[
+        ("file_id", Int32),
+        ("lake_table", Utf8),
+        ("lake_file", Utf8),
+    ])
 }
 
 fn review_schema() -> arrow::datatypes::SchemaRef {
