@@ -792,6 +792,12 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
 
     // 3. reconcile and build lake rows
     let costs = trent_synth::sim::Costs::new(&opts.area);
+    // person lookups without allocating a key per event
+    let pid_of: HashMap<u128, i64> = vault
+        .persons
+        .values()
+        .map(|p| (record_key(&p.source, "person", &p.source_person), p.person_id))
+        .collect();
     let part = format!("b{batch_id:06}.parquet");
     let mut land = Land::new(&key, &costs);
     let mut drop_rows: HashMap<u32, HashSet<u32>> = HashMap::new();
@@ -830,11 +836,7 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
         let (src, sid, hash) = g.rec.key();
         let rk = record_key(src, kind, sid);
         let (ps, pp) = person_of(&g.rec).expect("events have a person");
-        let Some(pid) = vault
-            .persons
-            .get(&(ps.to_string(), pp.to_string()))
-            .map(|p| p.person_id)
-        else {
+        let Some(&pid) = pid_of.get(&record_key(ps, "person", pp)) else {
             moved.push((src.to_string(), kind.to_string()));
             rejected.push(Rejection {
                 source: src.to_string(),
