@@ -29,7 +29,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use trent_feeds::stage::*;
 use trent_feeds::{
-    Batch, Counts, Feed, Origin, Position, ReadOptions, Reason, Rejection, Sink, Staged, Tally,
+    Counts, Feed, Origin, Position, ReadOptions, Reason, Rejection, Sink, Staged, Tally,
 };
 use trent_lake::{Catalog, Lake, LakeWriter, TableInfo};
 use trent_model::schema::{self, TableDef};
@@ -221,9 +221,6 @@ impl Report {
     }
 }
 
-/// (source, kind, source id) of a record read in this batch.
-type SeenKey = (String, &'static str, String);
-
 /// An accepted record and where it came from.
 struct Got {
     rec: Staged,
@@ -248,11 +245,12 @@ struct FileOut {
 }
 
 fn read_one(inp: &Input, ropts: &ReadOptions) -> Result<FileOut, IngestError> {
-    // Batch outside Counts: a duplicate Batch rejects is counted once, as quarantined
-    let mut sink = Batch::new(Counts::new(Stage {
+    // duplicates within and across files are checked in `ingest`, in input order, on
+    // compact keys (the readers' own `Batch` check would hold every key as strings)
+    let mut sink = Counts::new(Stage {
         file: Arc::from(""),
         ..Stage::default()
-    }));
+    });
     let r = match inp.format {
         Format::Fhir => trent_feeds::read_fhir_file(&inp.path, &inp.source, ropts, &mut sink),
         Format::Csv(f) => trent_feeds::read_csv_feed(f, &inp.path, &inp.source, ropts, &mut sink),
@@ -262,11 +260,10 @@ fn read_one(inp: &Input, ropts: &ReadOptions) -> Result<FileOut, IngestError> {
         path: inp.path.clone(),
         message: e.to_string(),
     })?;
-    let counts = sink.inner;
     Ok(FileOut {
-        tallies: counts.tallies,
-        got: counts.inner.got,
-        rejected: counts.inner.rejected,
+        tallies: sink.tallies,
+        got: sink.inner.got,
+        rejected: sink.inner.rejected,
     })
 }
 
@@ -639,7 +636,7 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
     let mut tallies: BTreeMap<(String, String), Tally> = BTreeMap::new();
     let mut got: Vec<Got> = Vec::new();
     let mut rejected: Vec<Rejection> = Vec::new();
-    let mut seen: HashMap<SeenKey, (String, bool)> = HashMap::new();
+    let mut seen: HashMap<u128, u64> = HashMap::new();
     let mut need_raw: Vec<usize> = Vec::new(); // indices into `rejected`
     for out in outs {
         for (k, t) in out.tallies {
@@ -649,7 +646,6 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
             e.rejected += t.rejected;
         }
         rejected.extend(out.rejected);
-        let mut file_seen: Vec<(SeenKey, (String, bool))> = Vec::new();
         for g in out.got {
             if let Staged::Deleted(_) = g.rec {
                 got.push(g);
@@ -657,13 +653,15 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
             }
             let kind = g.rec.kind();
             let (src, id, hash) = g.rec.key();
-            let key = (src.to_string(), kind, id.to_string());
+            let key = record_key(src, kind, id);
+            let content = content64(hash);
             let derived = matches!(&g.rec, Staged::Person(p) if p.derived);
             match seen.get(&key) {
-                Some((prev, _)) if prev == hash && derived => got.push(g),
-                Some((prev, _)) => {
-                    // the same record in an earlier file of this batch
-                    let same = prev == hash;
+                // a person implied by event rows repeats by nature: counted, kept once
+                Some(prev) if *prev == content && derived => {}
+                Some(prev) => {
+                    // the same record earlier in this batch
+                    let same = *prev == content;
                     let (reason, message) = if same {
                         (
                             Reason::DuplicateInBatch,
@@ -700,15 +698,13 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
                     });
                 }
                 None => {
-                    file_seen.push((key, (hash.to_string(), derived)));
+                    seen.insert(key, content);
                     got.push(g);
                 }
             }
         }
-        // records of one file are checked against earlier files only (the reader's own
-        // checks covered duplicates within the file)
-        seen.extend(file_seen);
     }
+    drop(seen);
     fail(opts, "read")?;
     let mut lap = Instant::now();
     let mut stage_done = |name: &str, report: &mut Report| {
@@ -796,7 +792,12 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
     let pid_of: HashMap<u128, i64> = vault
         .persons
         .values()
-        .map(|p| (record_key(&p.source, "person", &p.source_person), p.person_id))
+        .map(|p| {
+            (
+                record_key(&p.source, "person", &p.source_person),
+                p.person_id,
+            )
+        })
         .collect();
     let part = format!("b{batch_id:06}.parquet");
     let mut land = Land::new(&key, &costs);
