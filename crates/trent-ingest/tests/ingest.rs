@@ -575,3 +575,69 @@ fn eunomia_omop_ingests() {
     assert_eq!(by_kind["person"].0, 2694, "every Eunomia person");
     assert_eq!(r.persons_new, 2694, "OMOP person ids are distinct people");
 }
+
+#[test]
+fn inputs_that_cannot_be_ingested_are_clear_errors_and_write_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let today = time::parse("2019-04-01").unwrap();
+    let dst = tmp.path().join("dst");
+    // a file that is not there
+    let missing = tmp.path().join("nope.ndjson");
+    let e = ingest(
+        &dst,
+        &fhir_inputs(std::slice::from_ref(&missing)),
+        &options(today, None),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("nope.ndjson") && e.contains("no such file"),
+        "{e}"
+    );
+    assert!(!Lake::exists(&dst), "nothing published");
+    // a postcode lookup without the columns it needs
+    let pc = tmp.path().join("pc.csv");
+    std::fs::write(&pc, "postcode_only\nNG1 1AA\n").unwrap();
+    let ok = tmp.path().join("ok.ndjson");
+    std::fs::write(&ok, "").unwrap();
+    let e = ingest(&dst, &fhir_inputs(&[ok.clone()]), &options(today, Some(pc)))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("pc.csv") && e.contains("line 1") && e.contains("lsoa11cd"),
+        "{e}"
+    );
+    // a folder that is not a trent data directory
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("precious.txt"), "keep me").unwrap();
+    let e = ingest(&other, &fhir_inputs(&[ok.clone()]), &options(today, None))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("not a trent data directory") || e.contains(".trent"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&other).unwrap().count(),
+        1,
+        "nothing written"
+    );
+    // a batch already running on the data directory (a live process holds the lock)
+    std::fs::create_dir_all(&dst).unwrap();
+    std::fs::write(dst.join(".trent"), "trent data directory, format 1\n").unwrap();
+    std::fs::write(
+        dst.join(".ingest.lock"),
+        format!("{}\n", std::process::id()),
+    )
+    .unwrap();
+    let e = ingest(&dst, &fhir_inputs(&[ok.clone()]), &options(today, None))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("another ingest"), "{e}");
+    // a stale lock (its process is gone) is taken over
+    std::fs::write(dst.join(".ingest.lock"), "999999999\n").unwrap();
+    let r = ingest(&dst, &fhir_inputs(&[ok]), &options(today, None)).unwrap();
+    assert!(!r.published, "an empty file adds nothing");
+    assert!(!dst.join(".ingest.lock").exists());
+}
