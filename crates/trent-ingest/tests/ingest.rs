@@ -600,9 +600,13 @@ fn inputs_that_cannot_be_ingested_are_clear_errors_and_write_nothing() {
     std::fs::write(&pc, "postcode_only\nNG1 1AA\n").unwrap();
     let ok = tmp.path().join("ok.ndjson");
     std::fs::write(&ok, "").unwrap();
-    let e = ingest(&dst, &fhir_inputs(&[ok.clone()]), &options(today, Some(pc)))
-        .unwrap_err()
-        .to_string();
+    let e = ingest(
+        &dst,
+        &fhir_inputs(std::slice::from_ref(&ok)),
+        &options(today, Some(pc)),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         e.contains("pc.csv") && e.contains("line 1") && e.contains("lsoa11cd"),
         "{e}"
@@ -611,9 +615,13 @@ fn inputs_that_cannot_be_ingested_are_clear_errors_and_write_nothing() {
     let other = tmp.path().join("other");
     std::fs::create_dir_all(&other).unwrap();
     std::fs::write(other.join("precious.txt"), "keep me").unwrap();
-    let e = ingest(&other, &fhir_inputs(&[ok.clone()]), &options(today, None))
-        .unwrap_err()
-        .to_string();
+    let e = ingest(
+        &other,
+        &fhir_inputs(std::slice::from_ref(&ok)),
+        &options(today, None),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         e.contains("not a trent data directory") || e.contains(".trent"),
         "{e}"
@@ -631,9 +639,13 @@ fn inputs_that_cannot_be_ingested_are_clear_errors_and_write_nothing() {
         format!("{}\n", std::process::id()),
     )
     .unwrap();
-    let e = ingest(&dst, &fhir_inputs(&[ok.clone()]), &options(today, None))
-        .unwrap_err()
-        .to_string();
+    let e = ingest(
+        &dst,
+        &fhir_inputs(std::slice::from_ref(&ok)),
+        &options(today, None),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("another ingest"), "{e}");
     // a stale lock (its process is gone) is taken over
     std::fs::write(dst.join(".ingest.lock"), "999999999\n").unwrap();
