@@ -802,6 +802,33 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
     let part = format!("b{batch_id:06}.parquet");
     let mut land = Land::new(&key, &costs);
     let mut drop_rows: HashMap<u32, HashSet<u32>> = HashMap::new();
+    // the index entries of this batch's records (the index stays on disk)
+    {
+        let mut wanted: Vec<u128> = got
+            .iter()
+            .filter_map(|g| match &g.rec {
+                Staged::Person(_) => None,
+                Staged::Deleted(d) => {
+                    let sid = match d.source_id.strip_prefix("identifier=") {
+                        Some(x) => x.replace("%7C", "|").replace("%7c", "|"),
+                        None => d.source_id.clone(),
+                    };
+                    Some(record_key(
+                        &d.source,
+                        &trent_feeds::sink::kind_of(Some(&d.resource_type)),
+                        &sid,
+                    ))
+                }
+                r => {
+                    let (src, sid, _) = r.key();
+                    Some(record_key(src, r.kind(), sid))
+                }
+            })
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        vault.load_keys(&wanted)?;
+    }
     let mut moved: Vec<(String, String)> = Vec::new(); // (source, kind) accepted → quarantined
     for g in got {
         let kind = g.rec.kind();
@@ -814,6 +841,7 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
             };
             let k = record_key(&d.source, &dkind, &sid);
             if let Some(old) = vault.records.remove(&k) {
+                vault.removed.insert(k);
                 for (f, r) in old.rows {
                     drop_rows.entry(f).or_default().insert(r);
                 }
@@ -999,15 +1027,9 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
         vault.rename_file(*fid, &new_name);
         renames.insert(*fid, map);
     }
-    if !renames.is_empty() {
-        for l in vault.records.values_mut() {
-            for (f, r) in l.rows.iter_mut() {
-                if let Some(map) = renames.get(f) {
-                    *r = map[*r as usize] as u32;
-                }
-            }
-        }
-    }
+    // rows in rewritten files are remapped when the index is merged (this batch's own
+    // rows are in new files, never rewritten in the same batch)
+    vault.remaps = renames;
     fail(opts, "lake")?;
     let min_date = land.min_date;
     for (def, batch) in land.finish() {

@@ -7,7 +7,7 @@
 //! to the lake's event tables), so a generation's vault is always exactly the state
 //! after its last batch.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use arrow::datatypes::DataType;
@@ -133,8 +133,17 @@ pub type RecordKey = u128;
 pub struct VaultState {
     /// Every source person, by (source, local id).
     pub persons: HashMap<(String, String), SourcePerson>,
-    /// Every landed record.
+    /// The landed records this batch touches: the ones its records' keys found in the
+    /// index ([`VaultState::load_keys`]) plus the ones it lands. The index itself stays
+    /// on disk, sorted by key, and is merged when the vault is saved, so memory is bounded
+    /// by the batch, not by the lake.
     pub records: HashMap<RecordKey, Landed>,
+    /// Keys deleted by this batch (dropped from the index when it is merged).
+    pub removed: HashSet<RecordKey>,
+    /// Part files rewritten without some rows: file id → new row index of each old row.
+    pub remaps: HashMap<u32, Vec<i64>>,
+    /// The previous generation's index file, if any.
+    pub index: Option<std::path::PathBuf>,
     /// Lake part files records landed in: (table, file name), by file id.
     pub files: Vec<(String, String)>,
     file_ids: HashMap<(String, String), u32>,
@@ -252,6 +261,149 @@ impl VaultState {
         self.file_ids.insert(k, id);
     }
 
+    /// Load from the index the entries of `wanted` keys (sorted, deduplicated) into
+    /// [`VaultState::records`], streaming the index.
+    pub fn load_keys(&mut self, wanted: &[RecordKey]) -> Result<(), IngestError> {
+        let Some(path) = self.index.clone() else {
+            return Ok(());
+        };
+        let mut w = 0usize;
+        for_each_key_batch(&path, |rows| {
+            for (k, l) in rows {
+                while w < wanted.len() && wanted[w] < k {
+                    w += 1;
+                }
+                if w < wanted.len() && wanted[w] == k {
+                    self.records.insert(k, l);
+                }
+            }
+        })
+    }
+
+    fn merge_keys(&self, vault: &Path) -> Result<(), IngestError> {
+        use arrow::array::{Int32Builder, Int64Builder};
+        let out = file(vault, RECORD_KEY);
+        let tmp = out.with_extension("parquet.tmp");
+        if let Some(dir) = out.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| IngestError::io(dir, e))?;
+        }
+        let f = std::fs::File::create(&tmp).map_err(|e| IngestError::io(&tmp, e))?;
+        let perr = |e: parquet::errors::ParquetError| IngestError::Parquet {
+            path: tmp.clone(),
+            message: e.to_string(),
+        };
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_compression(parquet::basic::Compression::ZSTD(
+                parquet::basic::ZstdLevel::try_new(1).expect("level"),
+            ))
+            .build();
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(f, key_schema(), Some(props)).map_err(perr)?;
+        struct Out {
+            hi: Int64Builder,
+            lo: Int64Builder,
+            content: Int64Builder,
+            fid: Int32Builder,
+            row: Int64Builder,
+            batch: Int64Builder,
+            n: usize,
+        }
+        let new_out = || Out {
+            hi: Int64Builder::new(),
+            lo: Int64Builder::new(),
+            content: Int64Builder::new(),
+            fid: Int32Builder::new(),
+            row: Int64Builder::new(),
+            batch: Int64Builder::new(),
+            n: 0,
+        };
+        let mut o = new_out();
+        let mut result: Result<(), IngestError> = Ok(());
+        let flush = |o: &mut Out,
+                     writer: &mut parquet::arrow::ArrowWriter<std::fs::File>,
+                     result: &mut Result<(), IngestError>| {
+            if o.n == 0 {
+                return;
+            }
+            let b = arrow::array::RecordBatch::try_new(
+                key_schema(),
+                vec![
+                    std::sync::Arc::new(o.hi.finish()),
+                    std::sync::Arc::new(o.lo.finish()),
+                    std::sync::Arc::new(o.content.finish()),
+                    std::sync::Arc::new(o.fid.finish()),
+                    std::sync::Arc::new(o.row.finish()),
+                    std::sync::Arc::new(o.batch.finish()),
+                ],
+            )
+            .expect("record_key schema");
+            if let Err(e) = writer.write(&b)
+                && result.is_ok()
+            {
+                *result = Err(perr(e));
+            }
+            o.n = 0;
+        };
+        let push = |o: &mut Out, k: RecordKey, l: &Landed, remaps: &HashMap<u32, Vec<i64>>| {
+            let mut one = |f: Option<(u32, u32)>| {
+                o.hi.append_value((k >> 64) as u64 as i64);
+                o.lo.append_value(k as u64 as i64);
+                o.content.append_value(l.content as i64);
+                o.fid.append_option(f.map(|x| x.0 as i32));
+                o.row.append_option(f.map(|x| match remaps.get(&x.0) {
+                    Some(m) => m[x.1 as usize],
+                    None => x.1 as i64,
+                }));
+                o.batch.append_value(l.batch_id);
+                o.n += 1;
+            };
+            if l.rows.is_empty() {
+                one(None);
+            }
+            for r in &l.rows {
+                one(Some(*r));
+            }
+        };
+        // this batch's entries, sorted; merged with the old index in key order
+        let mut mine: Vec<(&RecordKey, &Landed)> = self.records.iter().collect();
+        mine.sort_unstable_by_key(|k| *k.0);
+        let mut m = 0usize;
+        const CHUNK: usize = 1 << 20;
+        if let Some(path) = &self.index {
+            for_each_key_batch(path, |rows| {
+                for (k, l) in rows {
+                    while m < mine.len() && *mine[m].0 < k {
+                        push(&mut o, *mine[m].0, mine[m].1, &self.remaps);
+                        m += 1;
+                    }
+                    // an entry this batch touched was written from `mine`; a deleted one
+                    // is dropped
+                    if self.records.contains_key(&k) || self.removed.contains(&k) {
+                        continue;
+                    }
+                    push(&mut o, k, &l, &self.remaps);
+                    if o.n >= CHUNK {
+                        flush(&mut o, &mut writer, &mut result);
+                    }
+                }
+            })?;
+        }
+        while m < mine.len() {
+            push(&mut o, *mine[m].0, mine[m].1, &self.remaps);
+            m += 1;
+            if o.n >= CHUNK {
+                flush(&mut o, &mut writer, &mut result);
+            }
+        }
+        flush(&mut o, &mut writer, &mut result);
+        result?;
+        let f = writer.into_inner().map_err(perr)?;
+        f.sync_all().map_err(|e| IngestError::io(&tmp, e))?;
+        let _ = std::fs::remove_file(&out);
+        std::fs::rename(&tmp, &out).map_err(|e| IngestError::io(&out, e))?;
+        Ok(())
+    }
+
     /// Load the state from a generation's vault folder (empty if it has none).
     pub fn load(vault: &Path) -> Result<VaultState, IngestError> {
         let mut st = VaultState::default();
@@ -291,29 +443,8 @@ impl VaultState {
                 );
             }
         }
-        if let Some(b) = read_parquet(&file(vault, RECORD_KEY))? {
-            use arrow::array::{Array, AsArray};
-            use arrow::datatypes::{Int32Type, Int64Type};
-            let col = |n: &str| b.column_by_name(n).expect("record_key column");
-            let (hi, lo, content, fid, row, batch) = (
-                col("key_hi").as_primitive::<Int64Type>(),
-                col("key_lo").as_primitive::<Int64Type>(),
-                col("content").as_primitive::<Int64Type>(),
-                col("file_id").as_primitive::<Int32Type>(),
-                col("lake_row").as_primitive::<Int64Type>(),
-                col("batch_id").as_primitive::<Int64Type>(),
-            );
-            st.records.reserve(b.num_rows());
-            for i in 0..b.num_rows() {
-                let key = ((hi.value(i) as u64 as u128) << 64) | lo.value(i) as u64 as u128;
-                let e = st.records.entry(key).or_default();
-                e.content = content.value(i) as u64;
-                e.batch_id = batch.value(i);
-                if !fid.is_null(i) {
-                    e.rows.push((fid.value(i) as u32, row.value(i) as u32));
-                }
-            }
-        }
+        let idx = file(vault, RECORD_KEY);
+        st.index = idx.exists().then_some(idx);
         if let Some(b) = read_parquet(&file(vault, REVIEW))? {
             let c = Cols(&b);
             for i in 0..b.num_rows() {
@@ -338,7 +469,8 @@ impl VaultState {
         Ok(st)
     }
 
-    /// Write the state into a (new) generation's vault folder.
+    /// Write the state into a (new) generation's vault folder. The record-key index is
+    /// merged from the previous generation's (see [`VaultState::load_keys`]).
     pub fn save(&self, vault: &Path) -> Result<(), IngestError> {
         let mut ps: Vec<&SourcePerson> = self.persons.values().collect();
         ps.sort_by(|a, b| (&a.source, &a.source_person).cmp(&(&b.source, &b.source_person)));
@@ -368,45 +500,7 @@ impl VaultState {
         write_parquet(&file(vault, PERSON_SOURCE), &rows.finish())?;
 
         {
-            use arrow::array::{Int32Builder, Int64Builder};
-            let mut keys: Vec<(&RecordKey, &Landed)> = self.records.iter().collect();
-            keys.sort_unstable_by_key(|k| *k.0);
-            let n: usize = keys.iter().map(|k| k.1.rows.len().max(1)).sum();
-            let mut hi = Int64Builder::with_capacity(n);
-            let mut lo = Int64Builder::with_capacity(n);
-            let mut content = Int64Builder::with_capacity(n);
-            let mut fid = Int32Builder::with_capacity(n);
-            let mut row = Int64Builder::with_capacity(n);
-            let mut batch = Int64Builder::with_capacity(n);
-            for (k, l) in keys {
-                let mut push = |f: Option<(u32, u32)>| {
-                    hi.append_value((*k >> 64) as u64 as i64);
-                    lo.append_value(*k as u64 as i64);
-                    content.append_value(l.content as i64);
-                    fid.append_option(f.map(|x| x.0 as i32));
-                    row.append_option(f.map(|x| x.1 as i64));
-                    batch.append_value(l.batch_id);
-                };
-                if l.rows.is_empty() {
-                    push(None);
-                }
-                for r in &l.rows {
-                    push(Some(*r));
-                }
-            }
-            let b = arrow::array::RecordBatch::try_new(
-                key_schema(),
-                vec![
-                    std::sync::Arc::new(hi.finish()),
-                    std::sync::Arc::new(lo.finish()),
-                    std::sync::Arc::new(content.finish()),
-                    std::sync::Arc::new(fid.finish()),
-                    std::sync::Arc::new(row.finish()),
-                    std::sync::Arc::new(batch.finish()),
-                ],
-            )
-            .expect("record_key schema");
-            write_parquet(&file(vault, RECORD_KEY), &b)?;
+            self.merge_keys(vault)?;
             let mut rows = Rows::new(file_schema());
             for (i, (t, f)) in self.files.iter().enumerate() {
                 rows.push(vec![
@@ -476,4 +570,68 @@ fn raw_rows(b: &arrow::array::RecordBatch) -> Vec<RawRejection> {
 /// Read the review queue of a vault.
 pub fn read_review(vault: &Path) -> Result<Vec<ReviewPair>, IngestError> {
     Ok(VaultState::load(vault)?.review)
+}
+
+/// Stream the record-key index in key order, a million rows at a time, handing over
+/// each batch's entries grouped by key (a key's rows are adjacent; a group cut by a batch
+/// boundary is carried over).
+fn for_each_key_batch(
+    path: &Path,
+    mut f: impl FnMut(Vec<(RecordKey, Landed)>),
+) -> Result<(), IngestError> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Int32Type, Int64Type};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let perr = |m: String| IngestError::Parquet {
+        path: path.to_path_buf(),
+        message: m,
+    };
+    let file = std::fs::File::open(path).map_err(|e| IngestError::io(path, e))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| perr(e.to_string()))?
+        .with_batch_size(1 << 20)
+        .build()
+        .map_err(|e| perr(e.to_string()))?;
+    let mut carry: Option<(RecordKey, Landed)> = None;
+    for b in reader {
+        let b = b.map_err(|e| perr(e.to_string()))?;
+        let col = |n: &str| b.column_by_name(n).expect("record_key column");
+        let (hi, lo, content, fid, row, batch) = (
+            col("key_hi").as_primitive::<Int64Type>(),
+            col("key_lo").as_primitive::<Int64Type>(),
+            col("content").as_primitive::<Int64Type>(),
+            col("file_id").as_primitive::<Int32Type>(),
+            col("lake_row").as_primitive::<Int64Type>(),
+            col("batch_id").as_primitive::<Int64Type>(),
+        );
+        let mut out = Vec::with_capacity(b.num_rows());
+        for i in 0..b.num_rows() {
+            let key = ((hi.value(i) as u64 as u128) << 64) | lo.value(i) as u64 as u128;
+            match &mut carry {
+                Some((k, _)) if *k == key => {}
+                _ => {
+                    if let Some(done) = carry.take() {
+                        out.push(done);
+                    }
+                    carry = Some((
+                        key,
+                        Landed {
+                            content: content.value(i) as u64,
+                            rows: Vec::new(),
+                            batch_id: batch.value(i),
+                        },
+                    ));
+                }
+            }
+            if !fid.is_null(i) {
+                let (_, l) = carry.as_mut().expect("set above");
+                l.rows.push((fid.value(i) as u32, row.value(i) as u32));
+            }
+        }
+        f(out);
+    }
+    if let Some(done) = carry {
+        f(vec![done]);
+    }
+    Ok(())
 }

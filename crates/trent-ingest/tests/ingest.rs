@@ -496,6 +496,55 @@ fn fhir_updates_and_deletes_change_the_record() {
             .sum();
         assert_eq!(n as u64, info.rows, "{t}");
     }
+
+    // batch 3 deletes a second encounter: its row index in the part file batch 2
+    // rewrote must have been remapped, so exactly that encounter goes
+    let others: Vec<String> = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["resource"]["resourceType"] == "Encounter")
+        .map(|x| {
+            let i = &x["resource"]["identifier"][0];
+            format!(
+                "{}|{}",
+                i["system"].as_str().unwrap(),
+                i["value"].as_str().unwrap()
+            )
+        })
+        .filter(|id| *id != enc_id)
+        .collect();
+    let Some(second) = others.last().cloned() else {
+        return;
+    };
+    let b3 = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "DELETE", "url": format!("Encounter?identifier={second}")}}
+    ]});
+    let three = tmp.path().join("three.json");
+    std::fs::write(&three, serde_json::to_string(&b3).unwrap()).unwrap();
+    let r3 = ingest(&dst, &fhir_inputs(&[three]), &options(today, None)).unwrap();
+    assert_eq!(r3.records_deleted, 1, "{}", r3.render());
+    let lake3 = Lake::open(&dst).unwrap();
+    let (key, _) =
+        trent_ingest::pseudo::Key::load_or_create(Some(&lake3.generation.join("vault"))).unwrap();
+    let mut ids: HashSet<i64> = HashSet::new();
+    for f in &lake3.catalog.table("activity").unwrap().files {
+        let b = trent_lake::read_part(&lake3.table_dir("activity").join(f)).unwrap();
+        let a = b
+            .column_by_name("activity_id")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        ids.extend((0..a.len()).map(|i| a.value(i)));
+    }
+    assert_eq!(ids.len() as u64, act1 - 2);
+    assert!(!ids.contains(&key.surrogate("activity", "fhir", &enc_id)));
+    assert!(!ids.contains(&key.surrogate("activity", "fhir", &second)));
+    for o in &others[..others.len() - 1] {
+        assert!(
+            ids.contains(&key.surrogate("activity", "fhir", o)),
+            "{o} kept"
+        );
+    }
 }
 
 /// The official FHIR R4 example resources (HL7 package `hl7.fhir.r4.examples` 4.0.1),
