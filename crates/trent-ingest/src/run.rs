@@ -634,7 +634,8 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
     // read files in parallel, each through its own checks; then merge in input order
     let outs = read_parallel(&todo, &ropts, opts.threads.max(1))?;
     let mut tallies: BTreeMap<(String, String), Tally> = BTreeMap::new();
-    let mut got: Vec<Got> = Vec::new();
+    // records stay in their files' vectors, filtered in place (one copy in memory)
+    let mut got: Vec<Vec<Got>> = Vec::new();
     let mut rejected: Vec<Rejection> = Vec::new();
     let mut seen: HashMap<u128, u64> = HashMap::new();
     let mut need_raw: Vec<usize> = Vec::new(); // indices into `rejected`
@@ -646,10 +647,10 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
             e.rejected += t.rejected;
         }
         rejected.extend(out.rejected);
-        for g in out.got {
+        let mut file_got = out.got;
+        file_got.retain(|g| {
             if let Staged::Deleted(_) = g.rec {
-                got.push(g);
-                continue;
+                return true;
             }
             let kind = g.rec.kind();
             let (src, id, hash) = g.rec.key();
@@ -658,7 +659,7 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
             let derived = matches!(&g.rec, Staged::Person(p) if p.derived);
             match seen.get(&key) {
                 // a person implied by event rows repeats by nature: counted, kept once
-                Some(prev) if *prev == content && derived => {}
+                Some(prev) if *prev == content && derived => false,
                 Some(prev) => {
                     // the same record earlier in this batch
                     let same = *prev == content;
@@ -696,13 +697,16 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
                         message,
                         raw: String::new(),
                     });
+                    false
                 }
                 None => {
                     seen.insert(key, content);
-                    got.push(g);
+                    true
                 }
             }
-        }
+        });
+        file_got.shrink_to_fit();
+        got.push(file_got);
     }
     drop(seen);
     fail(opts, "read")?;
@@ -716,7 +720,7 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
     report
         .stages
         .push(("read".into(), t0.elapsed().as_secs_f64()));
-    if got.is_empty() && rejected.is_empty() {
+    if got.iter().all(Vec::is_empty) && rejected.is_empty() {
         report.seconds = t0.elapsed().as_secs_f64();
         report.finished = now();
         return Ok(report);
@@ -725,7 +729,7 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
     // 2. persons and linkage
     let mut batch_persons: BTreeMap<(String, String), (StagedPerson, i32)> = BTreeMap::new();
     let mut first_event: HashMap<(String, String), i32> = HashMap::new();
-    for g in &got {
+    for g in got.iter().flatten() {
         match &g.rec {
             Staged::Person(p) => {
                 let k = (p.source.clone(), p.source_id.clone());
@@ -806,6 +810,7 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
     {
         let mut wanted: Vec<u128> = got
             .iter()
+            .flatten()
             .filter_map(|g| match &g.rec {
                 Staged::Person(_) => None,
                 Staged::Deleted(d) => {
@@ -830,7 +835,7 @@ pub fn ingest(data: &Path, inputs: &[Input], opts: &Options) -> Result<Report, I
         vault.load_keys(&wanted)?;
     }
     let mut moved: Vec<(String, String)> = Vec::new(); // (source, kind) accepted → quarantined
-    for g in got {
+    for g in got.into_iter().flatten() {
         let kind = g.rec.kind();
         if let Staged::Deleted(d) = &g.rec {
             let dkind = trent_feeds::sink::kind_of(Some(&d.resource_type));
