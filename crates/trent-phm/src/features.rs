@@ -31,7 +31,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use std::time::Instant;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
 use datafusion::prelude::SessionContext;
 use trent_indices::batch::IndexConfig;
@@ -582,48 +584,242 @@ fn opt_s(b: &RecordBatch, name: &str) -> Result<Vec<Option<String>>, PhmError> {
         .collect())
 }
 
+/// A column of a result batch as `f64` (NaN for null), appended to `out`.
+fn push_f64(b: &RecordBatch, name: &str, out: &mut Vec<f64>) -> Result<(), PhmError> {
+    let c = b
+        .column_by_name(name)
+        .ok_or_else(|| PhmError::Other(format!("features query returned no column {name}")))?;
+    let c = arrow::compute::cast(c, &DataType::Float64)?;
+    let a = c.as_primitive::<Float64Type>();
+    if a.null_count() == 0 {
+        out.extend_from_slice(a.values());
+    } else {
+        out.extend((0..a.len()).map(|i| if a.is_null(i) { f64::NAN } else { a.value(i) }));
+    }
+    Ok(())
+}
+
+/// A string column of a result batch as `Utf8`.
+fn utf8(b: &RecordBatch, name: &str) -> Result<ArrayRef, PhmError> {
+    let c = b
+        .column_by_name(name)
+        .ok_or_else(|| PhmError::Other(format!("query returned no column {name}")))?;
+    Ok(arrow::compute::cast(c, &DataType::Utf8)?)
+}
+
+/// Small dictionary of the distinct strings of a column (codes, sexes, ethnicities): a few
+/// hundred values, looked up once per distinct value per batch rather than per row.
+#[derive(Default)]
+struct Dict {
+    ids: HashMap<String, u32>,
+    values: Vec<String>,
+}
+
+impl Dict {
+    fn id(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.ids.get(s) {
+            return i;
+        }
+        let i = self.values.len() as u32;
+        self.ids.insert(s.to_string(), i);
+        self.values.push(s.to_string());
+        i
+    }
+}
+
+/// Where one person's coded events begin in the flat, person-ordered event list.
+struct CodeEvents {
+    /// `start[i]..start[i + 1]`: person row i's events
+    start: Vec<u32>,
+    /// (code id, days before D)
+    events: Vec<(u32, u32)>,
+}
+
+/// Gather `(person row, code id, days before D)` into per-person runs (a counting sort:
+/// two passes, no per-person allocation).
+fn by_person(n: usize, rows: &[(u32, u32, u32)]) -> CodeEvents {
+    let mut start = vec![0u32; n + 1];
+    for r in rows {
+        start[r.0 as usize + 1] += 1;
+    }
+    for i in 0..n {
+        start[i + 1] += start[i];
+    }
+    let mut fill = start.clone();
+    let mut events = vec![(0u32, 0u32); rows.len()];
+    for &(p, c, a) in rows {
+        let k = &mut fill[p as usize];
+        events[*k as usize] = (c, a);
+        *k += 1;
+    }
+    CodeEvents { start, events }
+}
+
+/// Day-count boundaries at which an index's look-back changes (see [`indices`] and the
+/// windows inside trent-indices): a code's most recent event in the same bucket gives the
+/// same index values whatever the exact day.
+fn day_bucket(a: u32) -> u32 {
+    match a {
+        ..=365 => 0,
+        366..=729 => 1,
+        730..=1824 => 2,
+        1825 => 3,
+        _ => 4,
+    }
+}
+
+/// The indices of every person from their coded events, by [`indices`] itself: people
+/// whose events reduce to the same profile (each code with the bucket of its most recent
+/// event; each medicine with its number of issues) share one evaluation. Malformed codes
+/// are counted per event, as [`indices`] counts them.
+fn score_indices(
+    ev: &CodeEvents,
+    codes: &Dict,
+    systems: &[CodeSystem],
+    range: std::ops::Range<usize>,
+) -> (Vec<[f64; 6]>, usize) {
+    let win = |name: &str| {
+        INDEX_WINDOWS
+            .iter()
+            .find(|w| w.0 == name)
+            .and_then(|w| w.1)
+            .map_or(u32::MAX, |d| d as u32)
+    };
+    let charlson_days = win("charlson");
+    // malformed codes, once per distinct code
+    let bad: Vec<bool> = codes
+        .values
+        .iter()
+        .zip(systems)
+        .map(|(c, s)| s.normalise(c).is_err())
+        .collect();
+    let mut memo: HashMap<Vec<u32>, [f64; 6]> = HashMap::new();
+    let mut out = Vec::with_capacity(range.len());
+    let mut malformed = 0usize;
+    let mut evs: Vec<(u32, u32)> = Vec::new();
+    let mut key: Vec<u32> = Vec::new();
+    // (code id, most recent days, count) per distinct code of the person
+    let mut per: Vec<(u32, u32, u32)> = Vec::new();
+    for i in range {
+        evs.clear();
+        evs.extend_from_slice(&ev.events[ev.start[i] as usize..ev.start[i + 1] as usize]);
+        evs.sort_unstable();
+        per.clear();
+        for &(c, a) in &evs {
+            match per.last_mut() {
+                Some(p) if p.0 == c => p.2 += 1, // sorted: the first has the fewest days
+                _ => per.push((c, a, 1)),
+            }
+            if bad[c as usize] {
+                // eFI reads (and rejects) every event; Charlson the ICD-10 ones in its window
+                malformed += 1;
+                if systems[c as usize] == CodeSystem::Icd10 && a < charlson_days {
+                    malformed += 1;
+                }
+            }
+        }
+        key.clear();
+        for &(c, a, n) in &per {
+            key.push(c);
+            key.push(if systems[c as usize] == CodeSystem::Bnf {
+                n
+            } else {
+                day_bucket(a)
+            });
+        }
+        if let Some(v) = memo.get(&key) {
+            out.push(*v);
+            continue;
+        }
+        let mut list: Vec<(CodeSystem, Arc<str>, u32)> = vec![];
+        for &(c, a, n) in &per {
+            let sys = systems[c as usize];
+            let code: Arc<str> = Arc::from(codes.values[c as usize].as_str());
+            // medicines count by issue; conditions by their most recent record
+            let times = if sys == CodeSystem::Bnf { n } else { 1 };
+            for _ in 0..times {
+                list.push((sys, code.clone(), a));
+            }
+        }
+        let (v, _) = indices(&list);
+        memo.insert(key.clone(), v);
+        out.push(v);
+    }
+    (out, malformed)
+}
+
+/// Seconds spent in each step of [`compute`], for the run's report.
+pub type Timings = Vec<(String, f64)>;
+
 /// The fast path: the [`sql`] statements through DataFusion, the indices scored on the
 /// codes they return.
 pub async fn compute(ctx: &SessionContext, d: IndexDate) -> Result<Features, PhmError> {
+    Ok(compute_timed(ctx, d).await?.0)
+}
+
+/// [`compute`], with the seconds each step took.
+pub async fn compute_timed(
+    ctx: &SessionContext,
+    d: IndexDate,
+) -> Result<(Features, Timings), PhmError> {
+    let mut timings = Timings::new();
+    let t = Instant::now();
     let stmts = sql(d.day);
-    // the person-level statement first, its batches freed before the code lists are
-    // read (together they would hold the peak above 4 GB at full scale)
     let main = ctx.sql(&stmts[0].1).await?.collect().await?;
-    let mut raws = vec![];
-    let act_names: Vec<&str> = [
-        "emergency_365",
-        "emergency_730",
-        "elective_365",
-        "maternity_365",
-        "bed_days_365",
-        "ae_365",
-        "ae_90",
-        "ae_ambulance_365",
-        "gp_90",
-        "outcome",
-    ]
-    .into_iter()
-    .chain(CONTACTS.iter().map(|c| c.1))
-    .collect();
+    timings.push(("features sql".into(), t.elapsed().as_secs_f64()));
+    let t = Instant::now();
+    let specs = specs();
+    let n: usize = main.iter().map(|b| b.num_rows()).sum();
+    let mut columns: Vec<Vec<f64>> = vec![Vec::with_capacity(n); specs.len()];
+    let mut person_id: Vec<i64> = Vec::with_capacity(n);
+    let mut practice: Vec<String> = Vec::with_capacity(n);
+    let mut outcome_col: Vec<f64> = Vec::with_capacity(n);
+    let col_of = |name: &str| specs.iter().position(|s| s.0 == name).expect("a feature");
+    let direct: Vec<(usize, &str)> = specs
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            !matches!(
+                s.0.as_str(),
+                "sex_male"
+                    | "ethnic_group"
+                    | "ltc_count"
+                    | "days_since_emergency"
+                    | "polypharmacy"
+                    | "charlson"
+                    | "elixhauser"
+                    | "hfrs"
+                    | "efi"
+                    | "efi_band"
+                    | "cms"
+            )
+        })
+        .map(|(k, s)| (k, s.0.as_str()))
+        .collect();
+    let (sex_k, eth_k, dse_k) = (
+        col_of("sex_male"),
+        col_of("ethnic_group"),
+        col_of("days_since_emergency"),
+    );
     for b in &main {
         let pid = b
             .column_by_name("person_id")
-            .ok_or_else(|| PhmError::Other("no person_id".into()))?
-            .as_primitive::<Int64Type>()
-            .clone();
-        let practice = s(b, "practice_code")?;
-        let sex = s(b, "sex")?;
-        let eth = s(b, "ethnicity")?;
-        let age = f(b, "age")?;
-        let imd = f(b, "imd_decile")?;
-        let ltc: Vec<Vec<f64>> = CONDITIONS
-            .iter()
-            .map(|c| f(b, &format!("ltc_{}", c.key)))
-            .collect::<Result<_, _>>()?;
-        let acts: Vec<Vec<f64>> = act_names
-            .iter()
-            .map(|n| f(b, n))
-            .collect::<Result<_, _>>()?;
+            .ok_or_else(|| PhmError::Other("no person_id".into()))?;
+        let pid = arrow::compute::cast(pid, &DataType::Int64)?;
+        person_id.extend_from_slice(pid.as_primitive::<Int64Type>().values());
+        let pr = utf8(b, "practice_code")?;
+        let pr = pr.as_string::<i32>();
+        practice.extend((0..pr.len()).map(|i| pr.value(i).to_string()));
+        for &(k, name) in &direct {
+            push_f64(b, name, &mut columns[k])?;
+        }
+        push_f64(b, "outcome", &mut outcome_col)?;
+        let sex = utf8(b, "sex")?;
+        let sex = sex.as_string::<i32>();
+        columns[sex_k].extend((0..sex.len()).map(|i| f64::from(u8::from(sex.value(i) == "M"))));
+        let eth = utf8(b, "ethnicity")?;
+        let eth = eth.as_string::<i32>();
+        columns[eth_k].extend((0..eth.len()).map(|i| ethnic_group(eth.value(i)) as f64));
         let last = b
             .column_by_name("last_emergency")
             .ok_or_else(|| PhmError::Other("no last_emergency".into()))?;
@@ -632,78 +828,133 @@ pub async fn compute(ctx: &SessionContext, d: IndexDate) -> Result<Features, Phm
             &DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None),
         )?;
         let last = last.as_primitive::<TimestampMicrosecondType>();
-        let items = f(b, "med_items_365")?;
-        let distinct = f(b, "med_distinct_90")?;
-        let sca = f(b, "social_care_active")?;
-        let ch = f(b, "care_home")?;
-        for i in 0..b.num_rows() {
-            let act: HashMap<&str, f64> = act_names
-                .iter()
-                .zip(&acts)
-                .map(|(n, v)| (*n, v[i]))
-                .collect();
-            let dse = if last.is_null(i) {
+        columns[dse_k].extend((0..last.len()).map(|i| {
+            if last.is_null(i) {
                 f64::NAN
             } else {
-                let day = last.value(i).div_euclid(86_400_000_000) as i32;
-                f64::from(d.day - day)
-            };
-            let l: Vec<f64> = ltc.iter().map(|c| c[i]).collect();
-            raws.push(Raw {
-                person_id: pid.value(i),
-                practice: practice[i].clone(),
-                values: row_values(
-                    age[i],
-                    &sex[i],
-                    imd[i],
-                    &eth[i],
-                    &l,
-                    &act,
-                    dse,
-                    items[i],
-                    distinct[i],
-                    sca[i],
-                    ch[i],
-                ),
-                outcome: u8::from(act["outcome"] > 0.0),
-            });
-        }
+                f64::from(d.day - last.value(i).div_euclid(86_400_000_000) as i32)
+            }
+        }));
     }
     drop(main);
-    let conds = ctx.sql(&stmts[1].1).await?.collect();
-    let meds = ctx.sql(&stmts[2].1).await?.collect();
-    let (conds, meds) = tokio::try_join!(conds, meds)?;
-    let mut codes: Codes = HashMap::new();
-    let mut intern = Interner::default();
-    for b in &conds {
-        let pid = b.column(0).as_primitive::<Int64Type>();
-        let sys = arrow::compute::cast(b.column(1), &DataType::Utf8)?;
-        let sys = sys.as_string::<i32>();
-        let code = arrow::compute::cast(b.column(2), &DataType::Utf8)?;
-        let code = code.as_string::<i32>();
-        let rd = b.column(3).as_primitive::<Date32Type>();
-        for i in 0..b.num_rows() {
-            codes.entry(pid.value(i)).or_default().push((
-                system(sys.value(i)),
-                intern.get(code.value(i)),
-                (d.day - rd.value(i)) as u32,
-            ));
+    if !person_id.windows(2).all(|w| w[0] < w[1]) {
+        return Err(PhmError::Other(
+            "features query returned people out of order or twice".into(),
+        ));
+    }
+    let ltc: Vec<usize> = CONDITIONS
+        .iter()
+        .map(|c| col_of(&format!("ltc_{}", c.key)))
+        .collect();
+    let count: Vec<f64> = (0..n)
+        .map(|i| ltc.iter().map(|&k| columns[k][i]).sum())
+        .collect();
+    columns[col_of("ltc_count")] = count;
+    let poly: Vec<f64> = columns[col_of("med_distinct_90")]
+        .iter()
+        .map(|&x| f64::from(u8::from(x >= POLYPHARMACY)))
+        .collect();
+    columns[col_of("polypharmacy")] = poly;
+    timings.push(("features columns".into(), t.elapsed().as_secs_f64()));
+    // the codes the indices read, streamed batch by batch into (person row, code id, days)
+    let t = Instant::now();
+    let row_of: HashMap<i64, u32> = person_id
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| (p, i as u32))
+        .collect();
+    let mut codes = Dict::default();
+    let mut systems: Vec<CodeSystem> = vec![];
+    let mut rows: Vec<(u32, u32, u32)> = vec![];
+    for (k, stmt) in stmts.iter().enumerate().skip(1) {
+        // batches are dropped one by one as they are read
+        for b in ctx.sql(&stmt.1).await?.collect().await? {
+            let pid = b.column(0).as_primitive::<Int64Type>();
+            let (sys, code, date) = if k == 1 {
+                (
+                    Some(utf8(&b, "code_system")?),
+                    utf8(&b, "code")?,
+                    b.column(3),
+                )
+            } else {
+                (None, utf8(&b, "code")?, b.column(2))
+            };
+            let sys = sys.as_ref().map(|s| s.as_string::<i32>());
+            let code = code.as_string::<i32>();
+            let date = date.as_primitive::<Date32Type>();
+            // code ids of this batch's distinct (system, code) strings
+            let mut local: HashMap<(bool, &str), u32> = HashMap::new();
+            for i in 0..b.num_rows() {
+                let Some(&p) = row_of.get(&pid.value(i)) else {
+                    continue; // not registered on D
+                };
+                let s = sys.map(|s| s.value(i));
+                let c = code.value(i);
+                let cs = match s {
+                    Some(s) => system(s),
+                    None => CodeSystem::Bnf,
+                };
+                let key = (cs == CodeSystem::Icd10, c);
+                let id = match (cs, local.get(&key)) {
+                    (CodeSystem::Bnf, _) | (_, None) => {
+                        let tag = match cs {
+                            CodeSystem::Icd10 => "I",
+                            CodeSystem::Snomed => "S",
+                            CodeSystem::Bnf => "B",
+                        };
+                        let n0 = codes.values.len();
+                        let id = codes.id(&format!("{tag}{c}"));
+                        if codes.values.len() > n0 {
+                            systems.push(cs);
+                        }
+                        if cs != CodeSystem::Bnf {
+                            local.insert(key, id);
+                        }
+                        id
+                    }
+                    (_, Some(&id)) => id,
+                };
+                rows.push((p, id, (d.day - date.value(i)) as u32));
+            }
         }
     }
-    for b in &meds {
-        let pid = b.column(0).as_primitive::<Int64Type>();
-        let code = arrow::compute::cast(b.column(1), &DataType::Utf8)?;
-        let code = code.as_string::<i32>();
-        let id = b.column(2).as_primitive::<Date32Type>();
-        for i in 0..b.num_rows() {
-            codes.entry(pid.value(i)).or_default().push((
-                CodeSystem::Bnf,
-                intern.get(code.value(i)),
-                (d.day - id.value(i)) as u32,
-            ));
-        }
+    // the dictionary holds "<tag><code>"; strip the tag for the indices
+    for v in &mut codes.values {
+        v.remove(0);
     }
-    Ok(assemble(d, raws, &codes))
+    let ev = by_person(n, &rows);
+    drop(rows);
+    timings.push(("index codes".into(), t.elapsed().as_secs_f64()));
+    let t = Instant::now();
+    let half = n / 2;
+    let (mut scores, bad_a, bad_b) = std::thread::scope(|s| {
+        let h = s.spawn(|| score_indices(&ev, &codes, &systems, half..n));
+        let (mut a, bad_a) = score_indices(&ev, &codes, &systems, 0..half);
+        let (b, bad_b) = h.join().expect("index scoring thread");
+        a.extend(b);
+        (a, bad_a, bad_b)
+    });
+    let idx0 = col_of("charlson");
+    for (j, col) in columns[idx0..idx0 + 6].iter_mut().enumerate() {
+        *col = scores.iter().map(|s| s[j]).collect();
+    }
+    scores.clear();
+    timings.push(("indices".into(), t.elapsed().as_secs_f64()));
+    Ok((
+        Features {
+            index_day: d.day,
+            person_id,
+            practice,
+            names: specs.iter().map(|s| s.0.clone()).collect(),
+            kinds: specs.iter().map(|s| s.1).collect(),
+            columns,
+            outcome: d
+                .has_outcome
+                .then(|| outcome_col.iter().map(|&x| u8::from(x > 0.0)).collect()),
+            malformed_codes: bad_a + bad_b,
+        },
+        timings,
+    ))
 }
 
 /// Rows of a whole table (selected columns), for the reference path.
