@@ -31,9 +31,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use std::time::Instant;
-
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
 use datafusion::prelude::SessionContext;
 use trent_indices::batch::IndexConfig;
@@ -86,9 +84,9 @@ pub const INDEX_WINDOWS: &[(&str, Option<i32>, &str)] = &[
 ];
 
 /// Lake days of the windows used by features.
-const YEAR: i32 = 365;
-const TWO_YEARS: i32 = 730;
-const RECENT: i32 = 90;
+pub(crate) const YEAR: i32 = 365;
+pub(crate) const TWO_YEARS: i32 = 730;
+pub(crate) const RECENT: i32 = 90;
 /// Distinct medicines in 90 days that count as polypharmacy.
 pub const POLYPHARMACY: f64 = 10.0;
 
@@ -584,51 +582,8 @@ fn opt_s(b: &RecordBatch, name: &str) -> Result<Vec<Option<String>>, PhmError> {
         .collect())
 }
 
-/// A column of a result batch as `f64` (NaN for null), appended to `out`.
-fn push_f64(b: &RecordBatch, name: &str, out: &mut Vec<f64>) -> Result<(), PhmError> {
-    let c = b
-        .column_by_name(name)
-        .ok_or_else(|| PhmError::Other(format!("features query returned no column {name}")))?;
-    let c = arrow::compute::cast(c, &DataType::Float64)?;
-    let a = c.as_primitive::<Float64Type>();
-    if a.null_count() == 0 {
-        out.extend_from_slice(a.values());
-    } else {
-        out.extend((0..a.len()).map(|i| if a.is_null(i) { f64::NAN } else { a.value(i) }));
-    }
-    Ok(())
-}
-
-/// A string column of a result batch as `Utf8`.
-fn utf8(b: &RecordBatch, name: &str) -> Result<ArrayRef, PhmError> {
-    let c = b
-        .column_by_name(name)
-        .ok_or_else(|| PhmError::Other(format!("query returned no column {name}")))?;
-    Ok(arrow::compute::cast(c, &DataType::Utf8)?)
-}
-
-/// Small dictionary of the distinct strings of a column (codes, sexes, ethnicities): a few
-/// hundred values, looked up once per distinct value per batch rather than per row.
-#[derive(Default)]
-struct Dict {
-    ids: HashMap<String, u32>,
-    values: Vec<String>,
-}
-
-impl Dict {
-    fn id(&mut self, s: &str) -> u32 {
-        if let Some(&i) = self.ids.get(s) {
-            return i;
-        }
-        let i = self.values.len() as u32;
-        self.ids.insert(s.to_string(), i);
-        self.values.push(s.to_string());
-        i
-    }
-}
-
 /// Where one person's coded events begin in the flat, person-ordered event list.
-struct CodeEvents {
+pub(crate) struct CodeEvents {
     /// `start[i]..start[i + 1]`: person row i's events
     start: Vec<u32>,
     /// (code id, days before D)
@@ -637,7 +592,7 @@ struct CodeEvents {
 
 /// Gather `(person row, code id, days before D)` into per-person runs (a counting sort:
 /// two passes, no per-person allocation).
-fn by_person(n: usize, rows: &[(u32, u32, u32)]) -> CodeEvents {
+pub(crate) fn by_person(n: usize, rows: &[(u32, u32, u32)]) -> CodeEvents {
     let mut start = vec![0u32; n + 1];
     for r in rows {
         start[r.0 as usize + 1] += 1;
@@ -668,16 +623,18 @@ fn day_bucket(a: u32) -> u32 {
     }
 }
 
-/// The indices of every person from their coded events, by [`indices`] itself: people
-/// whose events reduce to the same profile (each code with the bucket of its most recent
-/// event; each medicine with its number of issues) share one evaluation. Malformed codes
-/// are counted per event, as [`indices`] counts them.
-fn score_indices(
+/// Each person's long-term conditions, medicine counts and indices from their coded
+/// events; the indices by [`indices`] itself: people whose events reduce to the same profile
+/// (each code with the bucket of its most recent event; each medicine with its number of
+/// issues) share one evaluation. Malformed codes are counted per event, as [`indices`]
+/// counts them. `ltc_of[code]`: the long-term condition a code records (`u8::MAX`: none).
+pub(crate) fn indices_profile(
     ev: &CodeEvents,
-    codes: &Dict,
+    codes: &[String],
     systems: &[CodeSystem],
+    ltc_of: &[u8],
     range: std::ops::Range<usize>,
-) -> (Vec<[f64; 6]>, usize) {
+) -> (Vec<crate::engine::CodeFeatures>, usize) {
     let win = |name: &str| {
         INDEX_WINDOWS
             .iter()
@@ -688,7 +645,6 @@ fn score_indices(
     let charlson_days = win("charlson");
     // malformed codes, once per distinct code
     let bad: Vec<bool> = codes
-        .values
         .iter()
         .zip(systems)
         .map(|(c, s)| s.normalise(c).is_err())
@@ -705,15 +661,33 @@ fn score_indices(
         evs.extend_from_slice(&ev.events[ev.start[i] as usize..ev.start[i + 1] as usize]);
         evs.sort_unstable();
         per.clear();
+        let mut f = crate::engine::CodeFeatures {
+            ltc: 0,
+            med_items: 0,
+            med_distinct_90: 0,
+            indices: [0.0; 6],
+        };
         for &(c, a) in &evs {
+            let sys = systems[c as usize];
             match per.last_mut() {
                 Some(p) if p.0 == c => p.2 += 1, // sorted: the first has the fewest days
-                _ => per.push((c, a, 1)),
+                _ => {
+                    per.push((c, a, 1));
+                    if sys == CodeSystem::Bnf && a <= RECENT as u32 {
+                        f.med_distinct_90 += 1;
+                    }
+                    if let Some(k) = ltc_of.get(c as usize).filter(|k| **k != u8::MAX) {
+                        f.ltc |= 1 << k;
+                    }
+                }
+            }
+            if sys == CodeSystem::Bnf {
+                f.med_items += 1;
             }
             if bad[c as usize] {
                 // eFI reads (and rejects) every event; Charlson the ICD-10 ones in its window
                 malformed += 1;
-                if systems[c as usize] == CodeSystem::Icd10 && a < charlson_days {
+                if sys == CodeSystem::Icd10 && a < charlson_days {
                     malformed += 1;
                 }
             }
@@ -728,13 +702,14 @@ fn score_indices(
             });
         }
         if let Some(v) = memo.get(&key) {
-            out.push(*v);
+            f.indices = *v;
+            out.push(f);
             continue;
         }
         let mut list: Vec<(CodeSystem, Arc<str>, u32)> = vec![];
         for &(c, a, n) in &per {
             let sys = systems[c as usize];
-            let code: Arc<str> = Arc::from(codes.values[c as usize].as_str());
+            let code: Arc<str> = Arc::from(codes[c as usize].as_str());
             // medicines count by issue; conditions by their most recent record
             let times = if sys == CodeSystem::Bnf { n } else { 1 };
             for _ in 0..times {
@@ -743,7 +718,8 @@ fn score_indices(
         }
         let (v, _) = indices(&list);
         memo.insert(key.clone(), v);
-        out.push(v);
+        f.indices = v;
+        out.push(f);
     }
     (out, malformed)
 }
@@ -753,208 +729,26 @@ pub type Timings = Vec<(String, f64)>;
 
 /// The fast path: the [`sql`] statements through DataFusion, the indices scored on the
 /// codes they return.
+/// With `TRENT_TRACE` set, each step's seconds go to standard error (counts of steps
+/// only, never rows).
 pub async fn compute(ctx: &SessionContext, d: IndexDate) -> Result<Features, PhmError> {
-    Ok(compute_timed(ctx, d).await?.0)
+    let (f, timings) = compute_timed(ctx, d).await?;
+    if std::env::var_os("TRENT_TRACE").is_some() {
+        let steps: Vec<String> = timings
+            .iter()
+            .map(|(s, t)| format!("{s} {t:.2} s"))
+            .collect();
+        eprintln!("features {}: {}", time::iso(d.day), steps.join(", "));
+    }
+    Ok(f)
 }
 
-/// [`compute`], with the seconds each step took.
+/// [`compute`], with the seconds each step took (the engine: [`crate::engine`]).
 pub async fn compute_timed(
     ctx: &SessionContext,
     d: IndexDate,
 ) -> Result<(Features, Timings), PhmError> {
-    let mut timings = Timings::new();
-    let t = Instant::now();
-    let stmts = sql(d.day);
-    let main = ctx.sql(&stmts[0].1).await?.collect().await?;
-    timings.push(("features sql".into(), t.elapsed().as_secs_f64()));
-    let t = Instant::now();
-    let specs = specs();
-    let n: usize = main.iter().map(|b| b.num_rows()).sum();
-    let mut columns: Vec<Vec<f64>> = vec![Vec::with_capacity(n); specs.len()];
-    let mut person_id: Vec<i64> = Vec::with_capacity(n);
-    let mut practice: Vec<String> = Vec::with_capacity(n);
-    let mut outcome_col: Vec<f64> = Vec::with_capacity(n);
-    let col_of = |name: &str| specs.iter().position(|s| s.0 == name).expect("a feature");
-    let direct: Vec<(usize, &str)> = specs
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| {
-            !matches!(
-                s.0.as_str(),
-                "sex_male"
-                    | "ethnic_group"
-                    | "ltc_count"
-                    | "days_since_emergency"
-                    | "polypharmacy"
-                    | "charlson"
-                    | "elixhauser"
-                    | "hfrs"
-                    | "efi"
-                    | "efi_band"
-                    | "cms"
-            )
-        })
-        .map(|(k, s)| (k, s.0.as_str()))
-        .collect();
-    let (sex_k, eth_k, dse_k) = (
-        col_of("sex_male"),
-        col_of("ethnic_group"),
-        col_of("days_since_emergency"),
-    );
-    for b in &main {
-        let pid = b
-            .column_by_name("person_id")
-            .ok_or_else(|| PhmError::Other("no person_id".into()))?;
-        let pid = arrow::compute::cast(pid, &DataType::Int64)?;
-        person_id.extend_from_slice(pid.as_primitive::<Int64Type>().values());
-        let pr = utf8(b, "practice_code")?;
-        let pr = pr.as_string::<i32>();
-        practice.extend((0..pr.len()).map(|i| pr.value(i).to_string()));
-        for &(k, name) in &direct {
-            push_f64(b, name, &mut columns[k])?;
-        }
-        push_f64(b, "outcome", &mut outcome_col)?;
-        let sex = utf8(b, "sex")?;
-        let sex = sex.as_string::<i32>();
-        columns[sex_k].extend((0..sex.len()).map(|i| f64::from(u8::from(sex.value(i) == "M"))));
-        let eth = utf8(b, "ethnicity")?;
-        let eth = eth.as_string::<i32>();
-        columns[eth_k].extend((0..eth.len()).map(|i| ethnic_group(eth.value(i)) as f64));
-        let last = b
-            .column_by_name("last_emergency")
-            .ok_or_else(|| PhmError::Other("no last_emergency".into()))?;
-        let last = arrow::compute::cast(
-            last,
-            &DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None),
-        )?;
-        let last = last.as_primitive::<TimestampMicrosecondType>();
-        columns[dse_k].extend((0..last.len()).map(|i| {
-            if last.is_null(i) {
-                f64::NAN
-            } else {
-                f64::from(d.day - last.value(i).div_euclid(86_400_000_000) as i32)
-            }
-        }));
-    }
-    drop(main);
-    if !person_id.windows(2).all(|w| w[0] < w[1]) {
-        return Err(PhmError::Other(
-            "features query returned people out of order or twice".into(),
-        ));
-    }
-    let ltc: Vec<usize> = CONDITIONS
-        .iter()
-        .map(|c| col_of(&format!("ltc_{}", c.key)))
-        .collect();
-    let count: Vec<f64> = (0..n)
-        .map(|i| ltc.iter().map(|&k| columns[k][i]).sum())
-        .collect();
-    columns[col_of("ltc_count")] = count;
-    let poly: Vec<f64> = columns[col_of("med_distinct_90")]
-        .iter()
-        .map(|&x| f64::from(u8::from(x >= POLYPHARMACY)))
-        .collect();
-    columns[col_of("polypharmacy")] = poly;
-    timings.push(("features columns".into(), t.elapsed().as_secs_f64()));
-    // the codes the indices read, streamed batch by batch into (person row, code id, days)
-    let t = Instant::now();
-    let row_of: HashMap<i64, u32> = person_id
-        .iter()
-        .enumerate()
-        .map(|(i, &p)| (p, i as u32))
-        .collect();
-    let mut codes = Dict::default();
-    let mut systems: Vec<CodeSystem> = vec![];
-    let mut rows: Vec<(u32, u32, u32)> = vec![];
-    for (k, stmt) in stmts.iter().enumerate().skip(1) {
-        // batches are dropped one by one as they are read
-        for b in ctx.sql(&stmt.1).await?.collect().await? {
-            let pid = b.column(0).as_primitive::<Int64Type>();
-            let (sys, code, date) = if k == 1 {
-                (
-                    Some(utf8(&b, "code_system")?),
-                    utf8(&b, "code")?,
-                    b.column(3),
-                )
-            } else {
-                (None, utf8(&b, "code")?, b.column(2))
-            };
-            let sys = sys.as_ref().map(|s| s.as_string::<i32>());
-            let code = code.as_string::<i32>();
-            let date = date.as_primitive::<Date32Type>();
-            // code ids of this batch's distinct (system, code) strings
-            let mut local: HashMap<(bool, &str), u32> = HashMap::new();
-            for i in 0..b.num_rows() {
-                let Some(&p) = row_of.get(&pid.value(i)) else {
-                    continue; // not registered on D
-                };
-                let s = sys.map(|s| s.value(i));
-                let c = code.value(i);
-                let cs = match s {
-                    Some(s) => system(s),
-                    None => CodeSystem::Bnf,
-                };
-                let key = (cs == CodeSystem::Icd10, c);
-                let id = match (cs, local.get(&key)) {
-                    (CodeSystem::Bnf, _) | (_, None) => {
-                        let tag = match cs {
-                            CodeSystem::Icd10 => "I",
-                            CodeSystem::Snomed => "S",
-                            CodeSystem::Bnf => "B",
-                        };
-                        let n0 = codes.values.len();
-                        let id = codes.id(&format!("{tag}{c}"));
-                        if codes.values.len() > n0 {
-                            systems.push(cs);
-                        }
-                        if cs != CodeSystem::Bnf {
-                            local.insert(key, id);
-                        }
-                        id
-                    }
-                    (_, Some(&id)) => id,
-                };
-                rows.push((p, id, (d.day - date.value(i)) as u32));
-            }
-        }
-    }
-    // the dictionary holds "<tag><code>"; strip the tag for the indices
-    for v in &mut codes.values {
-        v.remove(0);
-    }
-    let ev = by_person(n, &rows);
-    drop(rows);
-    timings.push(("index codes".into(), t.elapsed().as_secs_f64()));
-    let t = Instant::now();
-    let half = n / 2;
-    let (mut scores, bad_a, bad_b) = std::thread::scope(|s| {
-        let h = s.spawn(|| score_indices(&ev, &codes, &systems, half..n));
-        let (mut a, bad_a) = score_indices(&ev, &codes, &systems, 0..half);
-        let (b, bad_b) = h.join().expect("index scoring thread");
-        a.extend(b);
-        (a, bad_a, bad_b)
-    });
-    let idx0 = col_of("charlson");
-    for (j, col) in columns[idx0..idx0 + 6].iter_mut().enumerate() {
-        *col = scores.iter().map(|s| s[j]).collect();
-    }
-    scores.clear();
-    timings.push(("indices".into(), t.elapsed().as_secs_f64()));
-    Ok((
-        Features {
-            index_day: d.day,
-            person_id,
-            practice,
-            names: specs.iter().map(|s| s.0.clone()).collect(),
-            kinds: specs.iter().map(|s| s.1).collect(),
-            columns,
-            outcome: d
-                .has_outcome
-                .then(|| outcome_col.iter().map(|&x| u8::from(x > 0.0)).collect()),
-            malformed_codes: bad_a + bad_b,
-        },
-        timings,
-    ))
+    crate::engine::compute(ctx, d).await
 }
 
 /// Rows of a whole table (selected columns), for the reference path.

@@ -13,6 +13,7 @@
 //! Everything here reads the pseudonymised lake only: person ids, never identifiers.
 
 pub mod cohort;
+mod engine;
 pub mod error;
 pub mod features;
 pub mod segment;

@@ -216,18 +216,25 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
     let eval_date = IndexDate::check(&time::iso(e_day), start, end).ok();
     // beside the derived tables, not among them (every folder there is a table)
     let models_dir = lake.generation.join("models");
+    // the evaluation date's features, kept: by default it is also the previous year's
+    // date that rising risk compares with
+    let mut kept: Option<(i32, Vec<i64>, Vec<f64>)> = None;
     let (model, trained, evaluation, model_file) = match &opts.model {
         Some(path) => {
             let (model, _) = load_model(path, &now_m)?;
             let evaluation = match eval_date {
                 Some(ed) => {
+                    let t = Instant::now();
                     let ef = features::compute(&ctx, ed).await?;
                     let em = matrix(&ef)?;
-                    Some((
-                        time::iso(ed.day),
-                        trent_riskmodel::evaluate(&model, &em).map_err(rm)?,
-                        None,
-                    ))
+                    timings.push(("evaluation features", t.elapsed().as_secs_f64()));
+                    let t = Instant::now();
+                    let p = model.predict(&em).map_err(rm)?;
+                    let ev = trent_riskmodel::evaluate_scores(&p, em.labels(), em.groups())
+                        .map_err(rm)?;
+                    timings.push(("evaluate", t.elapsed().as_secs_f64()));
+                    kept = Some((ed.day, ef.person_id, p));
+                    Some((time::iso(ed.day), ev, None))
                 }
                 None => None,
             };
@@ -283,7 +290,8 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
             .map_err(rm)?;
             timings.push(("train logistic", t.elapsed().as_secs_f64()));
             let t = Instant::now();
-            let ev = trent_riskmodel::evaluate(&gbt, &em).map_err(rm)?;
+            let gp = gbt.predict(&em).map_err(rm)?;
+            let ev = trent_riskmodel::evaluate_scores(&gp, em.labels(), em.groups()).map_err(rm)?;
             let lev = trent_riskmodel::evaluate(&logit, &em).map_err(rm)?;
             timings.push(("evaluate", t.elapsed().as_secs_f64()));
             let meta = |kind: &str| {
@@ -306,7 +314,8 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
                 "emergency-admission-gbt-{}.json",
                 time::iso(td.day)
             ));
-            drop((ef, em));
+            kept = Some((ed.day, ef.person_id, gp));
+            drop(em);
             Artefact::new(gbt.clone(), &fit_m, meta("gbt"), Some(ev.clone()))
                 .map_err(rm)?
                 .save(&file)
@@ -331,21 +340,29 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
     let t = Instant::now();
     let risk = model.predict(&now_m).map_err(rm)?;
     let cent = segment::centiles(&risk);
+    timings.push(("score", t.elapsed().as_secs_f64()));
+    let t = Instant::now();
     let previous: std::collections::HashMap<i64, f64> =
         match IndexDate::check(&time::iso(time::add_years(d.day, -1)), start, end) {
             Ok(pd) => {
-                let pf = features::compute(&ctx, pd).await?;
-                let pm = matrix(&pf)?;
-                let pr = model.predict(&pm).map_err(rm)?;
-                pf.person_id.iter().copied().zip(pr).collect()
+                let (ids, pr) = match kept.take() {
+                    Some((day, ids, p)) if day == pd.day => (ids, p),
+                    _ => {
+                        let pf = features::compute(&ctx, pd).await?;
+                        let pm = matrix(&pf)?;
+                        (pf.person_id, model.predict(&pm).map_err(rm)?)
+                    }
+                };
+                ids.into_iter().zip(pr).collect()
             }
             Err(_) => Default::default(),
         };
+    drop(kept);
     let segs = segment::segments(&now);
     let rising: Vec<bool> = (0..now.len())
         .map(|i| segment::rising_risk(cent[i], risk[i], previous.get(&now.person_id[i]).copied()))
         .collect();
-    timings.push(("score", t.elapsed().as_secs_f64()));
+    timings.push(("rising risk", t.elapsed().as_secs_f64()));
     // reasons stored for the top 1%; worklists explain their members on demand
     // (TreeSHAP costs milliseconds a person: everyone would take most of an hour)
     let t = Instant::now();

@@ -89,6 +89,44 @@ async fn fast_path_equals_reference() {
     }
 }
 
+/// The statement `trent stratify --dump-sql` gives DuckDB in the benchmark, run through
+/// DataFusion, finds the same people and the same values as trent's features engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_benchmark_sql_equals_the_engine() {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{DataType, Float64Type, Int64Type};
+    let lake = Lake::open(lake().path()).unwrap();
+    let ctx = lake.session().await.unwrap();
+    let d = IndexDate::check("2016-01-10", &lake.catalog.span_start, &lake.catalog.span_end)
+        .unwrap();
+    let fast = features::compute(&ctx, d).await.unwrap();
+    let stmt = &features::sql(d.day)[0].1;
+    let batches = ctx.sql(stmt).await.unwrap().collect().await.unwrap();
+    let b = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    let ids = arrow::compute::cast(b.column_by_name("person_id").unwrap(), &DataType::Int64)
+        .unwrap();
+    assert_eq!(ids.as_primitive::<Int64Type>().values(), &fast.person_id[..]);
+    let mut compared = 0;
+    for (k, name) in fast.names.iter().enumerate() {
+        let Some(c) = b.column_by_name(name) else {
+            continue;
+        };
+        let c = arrow::compute::cast(c, &DataType::Float64).unwrap();
+        let c = c.as_primitive::<Float64Type>();
+        for i in 0..fast.len() {
+            let v = if c.is_null(i) { f64::NAN } else { c.value(i) };
+            assert!(
+                same(v, fast.columns[k][i]),
+                "{name} of person {}: SQL {v} engine {}",
+                fast.person_id[i],
+                fast.columns[k][i]
+            );
+        }
+        compared += 1;
+    }
+    assert!(compared >= 30, "only {compared} features compared");
+}
+
 #[test]
 fn index_dates_outside_the_lake_are_refused() {
     let e = IndexDate::check("2014-06-01", "2014-04-01", "2017-03-31").unwrap_err();

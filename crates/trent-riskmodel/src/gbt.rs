@@ -345,6 +345,106 @@ impl Tree {
     }
 }
 
+/// The trees as one flat array of small nodes (32 bytes, against 80 for a [`Node`]), for
+/// scoring many rows: a block of rows walks one tree after another, so the tree stays in
+/// cache. A leaf points to itself. (Walking a block in lock step for the tree's full
+/// depth, branch-free, was measured slower: 4.8 s against 3.1 s for 1M people and 235
+/// trees — the deepest leaf is on average 1.6 times as deep as the average one.)
+struct FlatForest {
+    nodes: Vec<FlatNode>,
+    roots: Vec<u32>,
+    /// categorical rules' codes sent left, each ascending
+    codes: Vec<Vec<i32>>,
+}
+
+#[derive(Clone, Copy)]
+struct FlatNode {
+    /// split feature (0 in a leaf, which goes to itself either way)
+    feature: u32,
+    threshold: f32,
+    /// numeric: 1 when missing goes left; categorical: index into `codes` + 2
+    rule: u32,
+    left: u32,
+    right: u32,
+    value: f64,
+}
+
+impl FlatForest {
+    fn new(trees: &[Tree]) -> FlatForest {
+        let mut f = FlatForest {
+            nodes: Vec::new(),
+            roots: Vec::with_capacity(trees.len()),
+            codes: Vec::new(),
+        };
+        for t in trees {
+            let base = f.nodes.len() as u32;
+            f.roots.push(base);
+            for (i, n) in t.nodes.iter().enumerate() {
+                let me = base + i as u32;
+                f.nodes.push(match n {
+                    Node::Leaf { value, .. } => FlatNode {
+                        feature: 0,
+                        threshold: 0.0,
+                        rule: 0,
+                        left: me,
+                        right: me,
+                        value: *value,
+                    },
+                    Node::Split {
+                        feature,
+                        rule,
+                        left,
+                        right,
+                        ..
+                    } => {
+                        let (threshold, rule) = match rule {
+                            Rule::Numeric {
+                                threshold,
+                                default_left,
+                            } => (*threshold, u32::from(*default_left)),
+                            Rule::Categorical { left_codes } => {
+                                f.codes.push(left_codes.clone());
+                                (0.0, f.codes.len() as u32 + 1)
+                            }
+                        };
+                        FlatNode {
+                            feature: *feature as u32,
+                            threshold,
+                            rule,
+                            left: base + *left as u32,
+                            right: base + *right as u32,
+                            value: 0.0,
+                        }
+                    }
+                });
+            }
+        }
+        f
+    }
+
+    /// The leaf row `row` reaches in tree `t` (the same decisions as [`Tree::predict`]).
+    #[inline]
+    fn walk(&self, t: usize, cols: &[&[f32]], row: usize) -> u32 {
+        let mut a = self.roots[t];
+        loop {
+            let node = &self.nodes[a as usize];
+            if node.left == a {
+                return a;
+            }
+            let v = cols[node.feature as usize][row];
+            let left = if node.rule < 2 {
+                (v <= node.threshold) | (v.is_nan() & (node.rule == 1))
+            } else {
+                !v.is_nan()
+                    && self.codes[node.rule as usize - 2]
+                        .binary_search(&(v as i32))
+                        .is_ok()
+            };
+            a = if left { node.left } else { node.right };
+        }
+    }
+}
+
 /// One element of a TreeSHAP path: the feature, the fraction of "zero" (feature not
 /// known) and "one" (feature known) paths that flow through, and the permutation weight.
 #[derive(Debug, Clone, Copy)]
@@ -449,19 +549,32 @@ impl GbtModel {
     /// Log-odds for every row of `cols` (the model's features, in model order).
     pub(crate) fn raw_scores(&self, cols: &[&[f32]], n: usize) -> Vec<f64> {
         let mut out = vec![self.base_score; n];
-        let threads = self.params.threads.max(1);
+        // scoring is not training: use the machine's cores whatever the model was fitted with
+        let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
         let ranges = chunks(n, threads);
+        let flat = FlatForest::new(&self.trees);
         std::thread::scope(|s| {
             let mut rest: &mut [f64] = &mut out;
             for r in ranges {
                 let (mine, tail) = rest.split_at_mut(r.len());
                 rest = tail;
-                let trees = &self.trees;
+                let flat = &flat;
                 s.spawn(move || {
-                    for (k, o) in mine.iter_mut().enumerate() {
-                        let row = r.start + k;
-                        for t in trees {
-                            *o += t.predict(|j| cols[j][row]);
+                    // rows in blocks, trees inside: one tree's nodes stay in cache while a
+                    // block of rows walks it; each row still adds the trees in order, so
+                    // the sums are the same as row by row
+                    const BLOCK: usize = 256;
+                    let mut at = [0u32; BLOCK];
+                    for (b, out) in mine.chunks_mut(BLOCK).enumerate() {
+                        let first = r.start + b * BLOCK;
+                        let len = out.len();
+                        for t in 0..flat.roots.len() {
+                            for (k, a) in at[..len].iter_mut().enumerate() {
+                                *a = flat.walk(t, cols, first + k);
+                            }
+                            for (o, &leaf) in out.iter_mut().zip(&at[..len]) {
+                                *o += flat.nodes[leaf as usize].value;
+                            }
                         }
                     }
                 });

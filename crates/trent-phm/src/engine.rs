@@ -1,0 +1,743 @@
+//! The features engine behind [`crate::features::compute`]: each table is read once by a
+//! DataFusion plan — projection and the date window pushed down to the Parquet scan, its
+//! files split across partitions — and every partition's record batches are folded per
+//! person into dense accumulators by trent's own aggregation, then merged (sums and
+//! maxima, the partial/final shape of any grouped aggregate).
+//!
+//! Why not one grouped SQL statement (kept in [`crate::features::sql`], which DuckDB runs
+//! in the benchmark and a test runs through DataFusion to check it gives the same numbers)?
+//! Because every feature is keyed by the same 1M people: a hash aggregate with two dozen
+//! `CASE` expressions re-hashes the person id of every row for every group, while a fold
+//! into columns indexed by the person's row does one lookup per run of rows of the same
+//! person (the lake writes a person's rows together) and a few integer compares per row.
+//! The per-partition fold is still a DataFusion plan's output stream, so the same code runs
+//! over any executor that yields record batches (Ballista at national scale).
+//!
+//! The codes the indices read (conditions ever before D, prescriptions in the year) are
+//! interned per partition, merged into one dictionary, gathered per person by a counting
+//! sort, and each person's long-term conditions, medicine counts and five indices come out
+//! of one pass over their run of codes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{
+    DataType, Date32Type, Int32Type, Int64Type, TimeUnit, TimestampMicrosecondType,
+};
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use trent_indices::code::CodeSystem;
+use trent_model::codes::{CONDITIONS, ethnic_group};
+use trent_model::time;
+
+use crate::PhmError;
+use crate::features::{
+    Features, IndexDate, POLYPHARMACY, RECENT, TWO_YEARS, Timings, YEAR, indices_profile, specs,
+};
+
+/// Microseconds in a day (the lake's timestamps are µs since 1970-01-01).
+const DAY_US: i64 = 86_400_000_000;
+
+/// Lake person id → row of the population (ids ascending). A dense table when the ids
+/// are dense enough (the lake numbers people), else a hash map.
+pub(crate) struct PersonIndex {
+    base: i64,
+    dense: Vec<u32>,
+    map: HashMap<i64, u32>,
+}
+
+const NO_ROW: u32 = u32::MAX;
+
+impl PersonIndex {
+    pub(crate) fn new(ids: &[i64]) -> PersonIndex {
+        let (Some(&lo), Some(&hi)) = (ids.first(), ids.last()) else {
+            return PersonIndex {
+                base: 0,
+                dense: vec![],
+                map: HashMap::new(),
+            };
+        };
+        let span = (hi as i128 - lo as i128 + 1) as u128;
+        if span <= (4 * ids.len() + 1024) as u128 {
+            let mut dense = vec![NO_ROW; span as usize];
+            for (i, &p) in ids.iter().enumerate() {
+                dense[(p - lo) as usize] = i as u32;
+            }
+            PersonIndex {
+                base: lo,
+                dense,
+                map: HashMap::new(),
+            }
+        } else {
+            PersonIndex {
+                base: 0,
+                dense: vec![],
+                map: ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &p)| (p, i as u32))
+                    .collect(),
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn row(&self, id: i64) -> Option<u32> {
+        if self.dense.is_empty() {
+            return self.map.get(&id).copied();
+        }
+        let k = id.wrapping_sub(self.base);
+        if k < 0 || k as usize >= self.dense.len() {
+            return None;
+        }
+        let r = self.dense[k as usize];
+        (r != NO_ROW).then_some(r)
+    }
+
+    /// Rows of a batch's person ids (`NO_ROW` for people not in the population), one
+    /// lookup per run of equal ids.
+    fn rows(&self, pid: &[i64], out: &mut Vec<u32>) {
+        out.clear();
+        let mut last = None;
+        let mut r = NO_ROW;
+        for &p in pid {
+            if last != Some(p) {
+                last = Some(p);
+                r = self.row(p).unwrap_or(NO_ROW);
+            }
+            out.push(r);
+        }
+    }
+}
+
+/// Run `sql` and fold every output partition's batches into its own accumulator, the
+/// partitions in parallel tasks; the accumulators come back to be merged.
+async fn fold<A, I, F>(
+    ctx: &SessionContext,
+    sql: &str,
+    init: I,
+    step: F,
+) -> Result<Vec<A>, PhmError>
+where
+    A: Send + 'static,
+    I: Fn() -> A,
+    F: Fn(&mut A, &RecordBatch) -> Result<(), PhmError> + Send + Sync + 'static,
+{
+    let streams = ctx.sql(sql).await?.execute_stream_partitioned().await?;
+    let step = Arc::new(step);
+    let mut tasks = Vec::with_capacity(streams.len());
+    for mut s in streams {
+        let step = step.clone();
+        let mut acc = init();
+        tasks.push(tokio::spawn(async move {
+            while let Some(b) = s.next().await {
+                step(&mut acc, &b?)?;
+            }
+            Ok::<A, PhmError>(acc)
+        }));
+    }
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(
+            t.await
+                .map_err(|e| PhmError::Other(format!("features task: {e}")))??,
+        );
+    }
+    Ok(out)
+}
+
+fn column<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, PhmError> {
+    b.column_by_name(name)
+        .ok_or_else(|| PhmError::Other(format!("features scan returned no column {name}")))
+}
+
+/// A column as Int64 values (cast if the lake stores it narrower).
+fn i64s(b: &RecordBatch, name: &str) -> Result<ArrayRef, PhmError> {
+    let c = column(b, name)?;
+    Ok(if c.data_type() == &DataType::Int64 {
+        c.clone()
+    } else {
+        arrow::compute::cast(c, &DataType::Int64)?
+    })
+}
+
+/// Visit each row's string (None for null) of a string column of any encoding.
+fn each_str(a: &ArrayRef, mut f: impl FnMut(usize, Option<&str>)) -> Result<(), PhmError> {
+    match a.data_type() {
+        DataType::Utf8View => {
+            let s = a.as_string_view();
+            for i in 0..s.len() {
+                f(i, (!s.is_null(i)).then(|| s.value(i)));
+            }
+        }
+        DataType::Utf8 => {
+            let s = a.as_string::<i32>();
+            for i in 0..s.len() {
+                f(i, (!s.is_null(i)).then(|| s.value(i)));
+            }
+        }
+        _ => {
+            let c = arrow::compute::cast(a, &DataType::Utf8)?;
+            let s = c.as_string::<i32>();
+            for i in 0..s.len() {
+                f(i, (!s.is_null(i)).then(|| s.value(i)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Small codes of a string column: `classify` maps each value (0 for null).
+fn classify(
+    b: &RecordBatch,
+    name: &str,
+    classify: impl Fn(&str) -> u8,
+) -> Result<Vec<u8>, PhmError> {
+    let a = column(b, name)?;
+    let mut out = vec![0u8; a.len()];
+    each_str(a, |i, s| {
+        if let Some(s) = s {
+            out[i] = classify(s);
+        }
+    })?;
+    Ok(out)
+}
+
+fn dates(b: &RecordBatch, name: &str) -> Result<ArrayRef, PhmError> {
+    let c = column(b, name)?;
+    Ok(if c.data_type() == &DataType::Date32 {
+        c.clone()
+    } else {
+        arrow::compute::cast(c, &DataType::Date32)?
+    })
+}
+
+// activity counters, per person (index into `Act::c`)
+const EM365: usize = 0;
+const EM730: usize = 1;
+const EL365: usize = 2;
+const MAT365: usize = 3;
+const AE365: usize = 4;
+const AE90: usize = 5;
+const AEAMB: usize = 6;
+const OP: usize = 7;
+const GP: usize = 8;
+const COMMUNITY: usize = 9;
+const MH: usize = 10;
+const AMBULANCE: usize = 11;
+const NHS111: usize = 12;
+const GP90: usize = 13;
+const OUTCOME: usize = 14;
+const NC: usize = 15;
+
+/// Activity folded per person: counters, bed days, the last emergency admission.
+struct Act {
+    c: Vec<u32>,
+    bed: Vec<i64>,
+    last: Vec<i64>,
+    rows: Vec<u32>,
+}
+
+impl Act {
+    fn new(n: usize) -> Act {
+        Act {
+            c: vec![0; n * NC],
+            bed: vec![0; n],
+            last: vec![i64::MIN; n],
+            rows: vec![],
+        }
+    }
+    fn merge(&mut self, o: &Act) {
+        for (a, b) in self.c.iter_mut().zip(&o.c) {
+            *a += b;
+        }
+        for (a, b) in self.bed.iter_mut().zip(&o.bed) {
+            *a += b;
+        }
+        for (a, b) in self.last.iter_mut().zip(&o.last) {
+            *a = (*a).max(*b);
+        }
+    }
+}
+
+const S_GP: u8 = 1;
+const S_AE: u8 = 2;
+const S_APC: u8 = 3;
+const S_OP: u8 = 4;
+const S_COMMUNITY: u8 = 5;
+const S_MH: u8 = 6;
+const S_AMBULANCE: u8 = 7;
+const S_NHS111: u8 = 8;
+
+fn setting(s: &str) -> u8 {
+    match s {
+        "gp" => S_GP,
+        "ae" => S_AE,
+        "apc" => S_APC,
+        "op" => S_OP,
+        "community" => S_COMMUNITY,
+        "mental_health" => S_MH,
+        "ambulance" => S_AMBULANCE,
+        "nhs111" => S_NHS111,
+        _ => 0,
+    }
+}
+
+fn method(s: &str) -> u8 {
+    match s {
+        "emergency" => 1,
+        "elective" => 2,
+        "maternity" => 3,
+        _ => 0,
+    }
+}
+
+/// The activity fold for index day `d` over one batch.
+fn activity_step(
+    people: &PersonIndex,
+    d: i32,
+    acc: &mut Act,
+    b: &RecordBatch,
+) -> Result<(), PhmError> {
+    let t0 = i64::from(d) * DAY_US;
+    let (t365, t730, t90, t1) = (
+        t0 - i64::from(YEAR) * DAY_US,
+        t0 - i64::from(TWO_YEARS) * DAY_US,
+        t0 - i64::from(RECENT) * DAY_US,
+        t0 + i64::from(YEAR) * DAY_US,
+    );
+    let pid = i64s(b, "person_id")?;
+    let pid = pid.as_primitive::<Int64Type>();
+    let mut rows = std::mem::take(&mut acc.rows);
+    people.rows(pid.values(), &mut rows);
+    let set = classify(b, "setting", setting)?;
+    let meth = classify(b, "admission_method", method)?;
+    let arrival = classify(b, "arrival_mode", |s| u8::from(s == "ambulance"))?;
+    let st = column(b, "start_ts")?;
+    let st = arrow::compute::cast(st, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
+    let st = st.as_primitive::<TimestampMicrosecondType>();
+    let los = column(b, "los_days")?;
+    let los = arrow::compute::cast(los, &DataType::Int32)?;
+    let los = los.as_primitive::<Int32Type>();
+    for i in 0..b.num_rows() {
+        let r = rows[i];
+        if r == NO_ROW || st.is_null(i) {
+            continue;
+        }
+        let r = r as usize;
+        let c = &mut acc.c[r * NC..(r + 1) * NC];
+        let t = st.value(i);
+        let before = t < t0;
+        let year = before && t >= t365;
+        let two = before && t >= t730;
+        let recent = before && t >= t90;
+        match set[i] {
+            S_APC => {
+                if year && !los.is_null(i) {
+                    acc.bed[r] += i64::from(los.value(i));
+                }
+                match meth[i] {
+                    1 => {
+                        c[EM365] += u32::from(year);
+                        if two {
+                            c[EM730] += 1;
+                            acc.last[r] = acc.last[r].max(t);
+                        }
+                        c[OUTCOME] += u32::from(t >= t0 && t < t1);
+                    }
+                    2 => c[EL365] += u32::from(year),
+                    3 => c[MAT365] += u32::from(year),
+                    _ => {}
+                }
+            }
+            S_AE => {
+                if year {
+                    c[AE365] += 1;
+                    c[AEAMB] += u32::from(arrival[i]);
+                }
+                c[AE90] += u32::from(recent);
+            }
+            S_GP => {
+                c[GP] += u32::from(year);
+                c[GP90] += u32::from(recent);
+            }
+            S_OP => c[OP] += u32::from(year),
+            S_COMMUNITY => c[COMMUNITY] += u32::from(year),
+            S_MH => c[MH] += u32::from(year),
+            S_AMBULANCE => c[AMBULANCE] += u32::from(year),
+            S_NHS111 => c[NHS111] += u32::from(year),
+            _ => {}
+        }
+    }
+    acc.rows = rows;
+    Ok(())
+}
+
+/// Codes of one partition: its own dictionary (system, code) → local id, and the rows
+/// (person row, local id, days before D).
+#[derive(Default)]
+struct Codes {
+    ids: [HashMap<String, u32>; 3],
+    values: Vec<(CodeSystem, String)>,
+    rows: Vec<(u32, u32, u32)>,
+    people: Vec<u32>,
+}
+
+fn sys_slot(s: CodeSystem) -> usize {
+    match s {
+        CodeSystem::Icd10 => 0,
+        CodeSystem::Snomed => 1,
+        CodeSystem::Bnf => 2,
+    }
+}
+
+impl Codes {
+    fn id(&mut self, sys: CodeSystem, code: &str) -> u32 {
+        let m = &mut self.ids[sys_slot(sys)];
+        if let Some(&i) = m.get(code) {
+            return i;
+        }
+        let i = self.values.len() as u32;
+        m.insert(code.to_string(), i);
+        self.values.push((sys, code.to_string()));
+        i
+    }
+}
+
+/// The codes fold: conditions (`code_system` present) or medicines (BNF).
+fn codes_step(
+    people: &PersonIndex,
+    d: i32,
+    date_col: &'static str,
+    acc: &mut Codes,
+    b: &RecordBatch,
+) -> Result<(), PhmError> {
+    let pid = i64s(b, "person_id")?;
+    let pid = pid.as_primitive::<Int64Type>();
+    let mut rows = std::mem::take(&mut acc.people);
+    people.rows(pid.values(), &mut rows);
+    let icd = if b.column_by_name("code_system").is_some() {
+        Some(classify(b, "code_system", |s| u8::from(s == "ICD10"))?)
+    } else {
+        None
+    };
+    let day = dates(b, date_col)?;
+    let day = day.as_primitive::<Date32Type>();
+    let code = column(b, "code")?;
+    each_str(code, |i, c| {
+        let r = rows[i];
+        let Some(c) = c else { return };
+        if r == NO_ROW || day.is_null(i) {
+            return;
+        }
+        let sys = match &icd {
+            Some(x) if x[i] == 1 => CodeSystem::Icd10,
+            Some(_) => CodeSystem::Snomed,
+            None => CodeSystem::Bnf,
+        };
+        let id = acc.id(sys, c);
+        acc.rows.push((r, id, (d - day.value(i)) as u32));
+    })?;
+    acc.people = rows;
+    Ok(())
+}
+
+/// The population on D: ids ascending, practices, and the demographic columns.
+struct Population {
+    person_id: Vec<i64>,
+    practice: Vec<String>,
+    age: Vec<f64>,
+    sex_male: Vec<f64>,
+    imd: Vec<f64>,
+    ethnic: Vec<f64>,
+}
+
+async fn population(ctx: &SessionContext, d: i32) -> Result<Population, PhmError> {
+    let dd = format!("DATE '{}'", time::iso(d));
+    let sql = format!(
+        "SELECT person_id, practice_code, birth_month, sex, imd_decile, ethnicity FROM person \
+         WHERE registration_start <= {dd} AND (registration_end IS NULL OR registration_end > {dd}) \
+         AND (death_date IS NULL OR death_date > {dd}) ORDER BY person_id"
+    );
+    let (y, m, _) = time::ymd(d);
+    let dmi = y * 12 + m as i32 - 1;
+    let batches = ctx.sql(&sql).await?.collect().await?;
+    let n: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let mut p = Population {
+        person_id: Vec::with_capacity(n),
+        practice: Vec::with_capacity(n),
+        age: Vec::with_capacity(n),
+        sex_male: Vec::with_capacity(n),
+        imd: Vec::with_capacity(n),
+        ethnic: Vec::with_capacity(n),
+    };
+    for b in &batches {
+        let pid = i64s(b, "person_id")?;
+        p.person_id
+            .extend_from_slice(pid.as_primitive::<Int64Type>().values());
+        each_str(column(b, "practice_code")?, |_, s| {
+            p.practice.push(s.unwrap_or_default().to_string())
+        })?;
+        let bm = dates(b, "birth_month")?;
+        let bm = bm.as_primitive::<Date32Type>();
+        p.age.extend((0..bm.len()).map(|i| {
+            if bm.is_null(i) {
+                return f64::NAN;
+            }
+            let (by, bmo, _) = time::ymd(bm.value(i));
+            f64::from((dmi - (by * 12 + bmo as i32 - 1)).div_euclid(12))
+        }));
+        each_str(column(b, "sex")?, |_, s| {
+            p.sex_male.push(f64::from(u8::from(s == Some("M"))))
+        })?;
+        let imd = arrow::compute::cast(column(b, "imd_decile")?, &DataType::Float64)?;
+        let imd = imd.as_primitive::<arrow::datatypes::Float64Type>();
+        p.imd.extend((0..imd.len()).map(|i| {
+            if imd.is_null(i) {
+                f64::NAN
+            } else {
+                imd.value(i)
+            }
+        }));
+        each_str(column(b, "ethnicity")?, |_, s| {
+            p.ethnic.push(ethnic_group(s.unwrap_or_default()) as f64)
+        })?;
+    }
+    if !p.person_id.windows(2).all(|w| w[0] < w[1]) {
+        return Err(PhmError::Other(
+            "person table holds a person id twice".into(),
+        ));
+    }
+    Ok(p)
+}
+
+/// What one person's codes give: long-term conditions (bit k = `CONDITIONS[k]`), medicine
+/// counts, the five indices.
+#[derive(Clone, Copy)]
+pub(crate) struct CodeFeatures {
+    pub(crate) ltc: u32,
+    pub(crate) med_items: u32,
+    pub(crate) med_distinct_90: u32,
+    pub(crate) indices: [f64; 6],
+}
+
+/// Features of everyone registered on D, with the seconds each step took.
+pub(crate) async fn compute(
+    ctx: &SessionContext,
+    d: IndexDate,
+) -> Result<(Features, Timings), PhmError> {
+    let mut timings = Timings::new();
+    let t = Instant::now();
+    let pop = population(ctx, d.day).await?;
+    let n = pop.person_id.len();
+    let people = Arc::new(PersonIndex::new(&pop.person_id));
+    timings.push(("population".into(), t.elapsed().as_secs_f64()));
+
+    let t = Instant::now();
+    let ts = |day: i32| format!("TIMESTAMP '{} 00:00:00'", time::iso(day));
+    let act_sql = format!(
+        "SELECT person_id, setting, admission_method, arrival_mode, start_ts, los_days FROM activity \
+         WHERE start_ts >= {} AND start_ts < {}",
+        ts(d.day - TWO_YEARS),
+        ts(d.day + YEAR)
+    );
+    let pp = people.clone();
+    let day = d.day;
+    let mut parts = fold(
+        ctx,
+        &act_sql,
+        || Act::new(n),
+        move |acc, b| activity_step(&pp, day, acc, b),
+    )
+    .await?;
+    let mut act = parts.pop().unwrap_or_else(|| Act::new(n));
+    for p in &parts {
+        act.merge(p);
+    }
+    drop(parts);
+    timings.push(("activity".into(), t.elapsed().as_secs_f64()));
+
+    let t = Instant::now();
+    let date = |day: i32| format!("DATE '{}'", time::iso(day));
+    let cond_sql = format!(
+        "SELECT person_id, code_system, code, recorded_date FROM condition WHERE recorded_date < {}",
+        date(d.day)
+    );
+    let med_sql = format!(
+        "SELECT person_id, code, issue_date FROM medication WHERE issue_date >= {} AND issue_date < {}",
+        date(d.day - YEAR),
+        date(d.day)
+    );
+    let pp = people.clone();
+    let mut parts = fold(ctx, &cond_sql, Codes::default, move |acc, b| {
+        codes_step(&pp, day, "recorded_date", acc, b)
+    })
+    .await?;
+    let pp = people.clone();
+    parts.extend(
+        fold(ctx, &med_sql, Codes::default, move |acc, b| {
+            codes_step(&pp, day, "issue_date", acc, b)
+        })
+        .await?,
+    );
+    // one dictionary: each partition's local ids remapped
+    let mut global = Codes::default();
+    let total: usize = parts.iter().map(|p| p.rows.len()).sum();
+    let mut rows: Vec<(u32, u32, u32)> = Vec::with_capacity(total);
+    for p in parts {
+        let remap: Vec<u32> = p.values.iter().map(|(s, c)| global.id(*s, c)).collect();
+        rows.extend(p.rows.iter().map(|&(r, c, a)| (r, remap[c as usize], a)));
+    }
+    let ev = crate::features::by_person(n, &rows);
+    drop(rows);
+    let (codes, systems): (Vec<String>, Vec<CodeSystem>) =
+        global.values.into_iter().map(|(s, c)| (c, s)).unzip();
+    // long-term condition of each code (the SQL's `code IN (snomed, icd10)`)
+    let ltc_of: Vec<u8> = codes
+        .iter()
+        .zip(&systems)
+        .map(|(c, s)| {
+            if *s == CodeSystem::Bnf {
+                return u8::MAX;
+            }
+            CONDITIONS
+                .iter()
+                .position(|k| c == k.snomed || c == k.icd10)
+                .map_or(u8::MAX, |k| k as u8)
+        })
+        .collect();
+    timings.push(("codes".into(), t.elapsed().as_secs_f64()));
+
+    let t = Instant::now();
+    let half = n / 2;
+    let (per, bad) = std::thread::scope(|s| {
+        let h = s.spawn(|| indices_profile(&ev, &codes, &systems, &ltc_of, half..n));
+        let (mut a, bad_a) = indices_profile(&ev, &codes, &systems, &ltc_of, 0..half);
+        let (b, bad_b) = h.join().expect("index scoring thread");
+        a.extend(b);
+        (a, bad_a + bad_b)
+    });
+    drop(ev);
+    timings.push(("indices".into(), t.elapsed().as_secs_f64()));
+
+    let t = Instant::now();
+    let dd = date(d.day);
+    let sc_sql = format!(
+        "SELECT person_id, service FROM social_care WHERE start_date <= {dd} AND (end_date IS NULL OR end_date > {dd})"
+    );
+    let mut sc_active = vec![0.0; n];
+    let mut care_home = vec![0.0; n];
+    for b in ctx.sql(&sc_sql).await?.collect().await? {
+        let pid = i64s(&b, "person_id")?;
+        let pid = pid.as_primitive::<Int64Type>();
+        each_str(column(&b, "service")?, |i, s| {
+            if let Some(r) = people.row(pid.value(i)) {
+                sc_active[r as usize] = 1.0;
+                if matches!(s, Some("residential" | "nursing")) {
+                    care_home[r as usize] = 1.0;
+                }
+            }
+        })?;
+    }
+
+    // the columns, in spec order
+    let specs = specs();
+    let mut columns: Vec<Vec<f64>> = Vec::with_capacity(specs.len());
+    let count = |k: usize| -> Vec<f64> { (0..n).map(|r| f64::from(act.c[r * NC + k])).collect() };
+    let ltc_bit =
+        |k: usize| -> Vec<f64> { per.iter().map(|p| f64::from((p.ltc >> k) & 1)).collect() };
+    let idx = |j: usize| -> Vec<f64> { per.iter().map(|p| p.indices[j]).collect() };
+    let Population {
+        person_id,
+        practice,
+        age,
+        sex_male,
+        imd,
+        ethnic,
+    } = pop;
+    let (mut age, mut sex_male, mut imd, mut ethnic) =
+        (Some(age), Some(sex_male), Some(imd), Some(ethnic));
+    let (mut sc_active, mut care_home) = (Some(sc_active), Some(care_home));
+    for (name, _) in &specs {
+        let col = match name.as_str() {
+            "age" => age.take().unwrap_or_default(),
+            "sex_male" => sex_male.take().unwrap_or_default(),
+            "imd_decile" => imd.take().unwrap_or_default(),
+            "ethnic_group" => ethnic.take().unwrap_or_default(),
+            "ltc_count" => per.iter().map(|p| f64::from(p.ltc.count_ones())).collect(),
+            "emergency_365" => count(EM365),
+            "emergency_730" => count(EM730),
+            "elective_365" => count(EL365),
+            "maternity_365" => count(MAT365),
+            "bed_days_365" => act.bed.iter().map(|&x| x as f64).collect(),
+            "days_since_emergency" => act
+                .last
+                .iter()
+                .map(|&l| {
+                    if l == i64::MIN {
+                        f64::NAN
+                    } else {
+                        f64::from(d.day - l.div_euclid(DAY_US) as i32)
+                    }
+                })
+                .collect(),
+            "ae_365" => count(AE365),
+            "ae_90" => count(AE90),
+            "ae_ambulance_365" => count(AEAMB),
+            "op_365" => count(OP),
+            "gp_365" => count(GP),
+            "community_365" => count(COMMUNITY),
+            "mental_health_365" => count(MH),
+            "ambulance_365" => count(AMBULANCE),
+            "nhs111_365" => count(NHS111),
+            "gp_90" => count(GP90),
+            "med_items_365" => per.iter().map(|p| f64::from(p.med_items)).collect(),
+            "med_distinct_90" => per.iter().map(|p| f64::from(p.med_distinct_90)).collect(),
+            "polypharmacy" => per
+                .iter()
+                .map(|p| f64::from(u8::from(f64::from(p.med_distinct_90) >= POLYPHARMACY)))
+                .collect(),
+            "social_care_active" => sc_active.take().unwrap_or_default(),
+            "care_home" => care_home.take().unwrap_or_default(),
+            "charlson" => idx(0),
+            "elixhauser" => idx(1),
+            "hfrs" => idx(2),
+            "efi" => idx(3),
+            "efi_band" => idx(4),
+            "cms" => idx(5),
+            other => match other
+                .strip_prefix("ltc_")
+                .and_then(|k| CONDITIONS.iter().position(|c| c.key == k))
+            {
+                Some(k) => ltc_bit(k),
+                None => {
+                    return Err(PhmError::Other(format!(
+                        "feature {other} has no column in the engine"
+                    )));
+                }
+            },
+        };
+        columns.push(col);
+    }
+    let outcome = d.has_outcome.then(|| {
+        (0..n)
+            .map(|r| u8::from(act.c[r * NC + OUTCOME] > 0))
+            .collect()
+    });
+    timings.push(("columns".into(), t.elapsed().as_secs_f64()));
+    Ok((
+        Features {
+            index_day: d.day,
+            person_id,
+            practice,
+            names: specs.iter().map(|s| s.0.clone()).collect(),
+            kinds: specs.iter().map(|s| s.1).collect(),
+            columns,
+            outcome,
+            malformed_codes: bad,
+        },
+        timings,
+    ))
+}
