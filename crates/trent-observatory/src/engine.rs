@@ -147,7 +147,9 @@ pub fn units_table(ind: &Indicator) -> String {
     format!("__units_{}", ind.def.id)
 }
 
-/// SQL of the units of an indicator, grouped to fine dims: (stage 1, stage 2).
+/// SQL of the units of an indicator, grouped to fine dims: (stage 1, stage 2), in the
+/// portable form written by `--dump-sql` for a peer engine: one unit per person and
+/// period is chosen with a `row_number()` window. trent itself runs [`units_sql_fast`].
 ///
 /// With requirements, stage 1 selects the units with a row number and is materialised
 /// (as [`units_table`]) so the number is stable: DataFusion inlines CTEs, and a window
@@ -158,6 +160,36 @@ pub fn units_sql(
     start: i32,
     end: i32,
     per_table: &str,
+) -> (Option<String>, String) {
+    units_sql_form(ind, grain, start, end, per_table, true)
+}
+
+/// [`units_sql`] as trent runs it: the same units, but one unit per person and period
+/// (`person_latest`, `person_first`) is chosen by a grouped `first_value(… ORDER BY …)`
+/// aggregate rather than a window. DataFusion answers the window by sorting every unit;
+/// the aggregate keeps the best row per group in a hash table, several times faster.
+/// The choice is the same: the ordering (day, then numerator, then denominator, both
+/// descending) is the window's, and rows tied on all three have equal numerator,
+/// denominator and age (one day), and one person's `__dim` is fixed, so which of the
+/// tied rows is kept cannot change the result. Indicators also placed by provider keep
+/// the window (tied rows may differ in provider).
+pub fn units_sql_fast(
+    ind: &Indicator,
+    grain: Grain,
+    start: i32,
+    end: i32,
+    per_table: &str,
+) -> (Option<String>, String) {
+    units_sql_form(ind, grain, start, end, per_table, ind.provider)
+}
+
+fn units_sql_form(
+    ind: &Indicator,
+    grain: Grain,
+    start: i32,
+    end: i32,
+    per_table: &str,
+    windowed: bool,
 ) -> (Option<String>, String) {
     let t = ind.table.as_str();
     // columns the expressions read
@@ -345,9 +377,21 @@ pub fn units_sql(
             } else {
                 "ASC"
             };
-            sql.push_str(&format!(
-                ",\n d AS (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY person_id, __p ORDER BY __day {dir}, __num DESC, __den DESC) AS __rn FROM m) WHERE __rn = 1)"
-            ));
+            if windowed {
+                sql.push_str(&format!(
+                    ",\n d AS (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY person_id, __p ORDER BY __day {dir}, __num DESC, __den DESC) AS __rn FROM m) WHERE __rn = 1)"
+                ));
+            } else {
+                let pick = |c: &str| {
+                    format!("first_value({c} ORDER BY __day {dir}, __num DESC, __den DESC) AS {c}")
+                };
+                sql.push_str(&format!(
+                    ",\n d AS (SELECT person_id, __p, __dim, {}, {}, {} FROM m GROUP BY person_id, __p, __dim)",
+                    pick("__age"),
+                    pick("__num"),
+                    pick("__den")
+                ));
+            }
             "d".to_string()
         }
     };
@@ -367,7 +411,7 @@ pub async fn units(
     rollup: &mut Rollup,
 ) -> Result<(), ObsError> {
     let per = register_periods(c, ind.def.grain).await?;
-    let (stage1, sql) = units_sql(ind, ind.def.grain, c.start, c.end, &per);
+    let (stage1, sql) = units_sql_fast(ind, ind.def.grain, c.start, c.end, &per);
     let fail = |what: &str, e: datafusion::error::DataFusionError| ObsError::Indicator {
         id: ind.def.id.clone(),
         message: format!("{what}: {e}"),
