@@ -520,7 +520,7 @@ pub fn read_omop_dir(
         } else {
             b','
         };
-        let recs = records(&text, delim);
+        let recs: Vec<_> = records(&text, delim).collect();
         let Some((head, body)) = recs.split_first() else {
             continue;
         };

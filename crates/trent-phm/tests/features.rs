@@ -97,15 +97,22 @@ async fn the_benchmark_sql_equals_the_engine() {
     use arrow::datatypes::{DataType, Float64Type, Int64Type};
     let lake = Lake::open(lake().path()).unwrap();
     let ctx = lake.session().await.unwrap();
-    let d = IndexDate::check("2016-01-10", &lake.catalog.span_start, &lake.catalog.span_end)
-        .unwrap();
+    let d = IndexDate::check(
+        "2016-01-10",
+        &lake.catalog.span_start,
+        &lake.catalog.span_end,
+    )
+    .unwrap();
     let fast = features::compute(&ctx, d).await.unwrap();
     let stmt = &features::sql(d.day)[0].1;
     let batches = ctx.sql(stmt).await.unwrap().collect().await.unwrap();
     let b = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
-    let ids = arrow::compute::cast(b.column_by_name("person_id").unwrap(), &DataType::Int64)
-        .unwrap();
-    assert_eq!(ids.as_primitive::<Int64Type>().values(), &fast.person_id[..]);
+    let ids =
+        arrow::compute::cast(b.column_by_name("person_id").unwrap(), &DataType::Int64).unwrap();
+    assert_eq!(
+        ids.as_primitive::<Int64Type>().values(),
+        &fast.person_id[..]
+    );
     let mut compared = 0;
     for (k, name) in fast.names.iter().enumerate() {
         let Some(c) = b.column_by_name(name) else {
