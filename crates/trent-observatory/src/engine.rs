@@ -38,7 +38,7 @@ pub const PDIM: &str = "__pdim";
 
 /// The same numbering as SQL, for the DuckDB benchmark (`--dump-sql`): the numbers differ
 /// from trent's but name the same groups.
-pub const PDIM_SQL: &str = "CREATE TEMP TABLE __pdim AS SELECT person_id, CAST(dense_rank() OVER (ORDER BY practice_code, district, imd_decile, sex, ethnicity) AS INT) AS __dim FROM person";
+pub const PDIM_SQL: &str = "CREATE TEMP TABLE __pdim AS SELECT person_id, birth_month, CAST(dense_rank() OVER (ORDER BY practice_code, district, imd_decile, sex, ethnicity) AS INT) AS __dim FROM person";
 
 /// One combination of a person's place and breakdown attributes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -58,7 +58,7 @@ pub struct DimRow {
 /// Number every person's attribute combination and register [`PDIM`].
 pub async fn register_dims(ctx: &SessionContext) -> Result<Vec<DimRow>, ObsError> {
     let batches = ctx
-        .sql("SELECT person_id, practice_code, district, CAST(imd_decile AS BIGINT), sex, ethnicity FROM person")
+        .sql("SELECT person_id, practice_code, district, CAST(imd_decile AS BIGINT), sex, ethnicity, birth_month FROM person")
         .await?
         .collect()
         .await?;
@@ -67,6 +67,7 @@ pub async fn register_dims(ctx: &SessionContext) -> Result<Vec<DimRow>, ObsError
     let mut out = vec![];
     let schema = Arc::new(Schema::new(vec![
         Field::new("person_id", DataType::Int64, false),
+        Field::new("birth_month", DataType::Date32, true),
         Field::new("__dim", DataType::Int32, false),
     ]));
     for b in &batches {
@@ -97,7 +98,11 @@ pub async fn register_dims(ctx: &SessionContext) -> Result<Vec<DimRow>, ObsError
         }
         out.push(RecordBatch::try_new(
             schema.clone(),
-            vec![b.column(0).clone(), Arc::new(Int32Array::from(ids))],
+            vec![
+                b.column(0).clone(),
+                arrow::compute::cast(b.column(6), &DataType::Date32)?,
+                Arc::new(Int32Array::from(ids)),
+            ],
         )?);
     }
     ctx.deregister_table(PDIM)?;
@@ -250,12 +255,12 @@ fn units_sql_form(
     cols.push(format!("{day} AS __day"));
     cols.push(format!("{pidx} AS __p"));
     cols.push(format!("{} AS __age", age_sql(&date)));
-    cols.push("d.__dim AS __dim".into());
+    cols.push("p.__dim AS __dim".into());
     if ind.provider {
         cols.push("t.provider_code AS __prov".into());
     }
     let head = format!(
-        "WITH b0 AS (SELECT {} FROM {} JOIN {PDIM} d ON t.person_id = d.person_id{join}),\n b AS (SELECT * FROM b0 WHERE __day >= {start} AND __day < {end}{})",
+        "WITH b0 AS (SELECT {} FROM {}{join}),\n b AS (SELECT * FROM b0 WHERE __day >= {start} AND __day < {end}{})",
         cols.join(", "),
         from_sql(t),
         ind.filter

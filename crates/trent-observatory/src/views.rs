@@ -76,13 +76,12 @@ pub fn age_on(birth_month: i32, d: i32) -> i64 {
     (months.div_euclid(12)).max(0)
 }
 
-/// SQL: the FROM clause of a table joined with its person (`t` and `p`).
+/// SQL: the FROM clause of a table joined with its person (`t` and `p`). `p` is the
+/// person-dimension table (`__pdim`: person id, birth month, dimension number), not the
+/// whole `person` table: the only person columns an indicator's rows need are the birth
+/// month (for the age) and the dimension, so one join serves both.
 pub fn from_sql(table: &str) -> String {
-    if table == "person" {
-        "person t JOIN person p ON t.person_id = p.person_id".into()
-    } else {
-        format!("\"{table}\" t JOIN person p ON t.person_id = p.person_id")
-    }
+    format!("\"{table}\" t JOIN __pdim p ON t.person_id = p.person_id")
 }
 
 /// A table read whole for the reference implementation: rows of values by column name.
