@@ -67,9 +67,13 @@ impl Lake {
     ///
     /// Tables are listing tables over their Parquet folders with the model's schema, so
     /// a query streams from disk and never needs a whole table in memory. The vault is
-    /// not registered.
+    /// not registered. DataFusion's own settings can be tuned from the environment
+    /// (`DATAFUSION_EXECUTION_TARGET_PARTITIONS=4`, `DATAFUSION_EXECUTION_BATCH_SIZE` …,
+    /// DataFusion's `SessionConfig::from_env`); an unreadable value is an error naming it.
     pub async fn session(&self) -> Result<SessionContext, LakeError> {
-        let config = SessionConfig::new().with_information_schema(true);
+        let config = SessionConfig::from_env()
+            .map_err(|e| e.context("DataFusion settings from the environment (DATAFUSION_*)"))?
+            .with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
         self.register(&ctx).await?;
         Ok(ctx)
