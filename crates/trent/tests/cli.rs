@@ -52,6 +52,31 @@ fn up_builds_a_lake_then_lake_and_query_read_it() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // DataFusion's settings come from the environment; a bad value is a clear error
+    let q = |var: &str, val: &str| {
+        trent()
+            .args([
+                "--data",
+                data.to_str().unwrap(),
+                "query",
+                "select count(*) as n from person",
+            ])
+            .env(var, val)
+            .output()
+            .unwrap()
+    };
+    let out = q("DATAFUSION_EXECUTION_BATCH_SIZE", "1024");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = q("DATAFUSION_EXECUTION_BATCH_SIZE", "lots");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("DATAFUSION_") && err.contains("batch_size"),
+        "{err}"
+    );
     let out = trent()
         .args(["--data", data.to_str().unwrap(), "lake", "nope"])
         .output()
