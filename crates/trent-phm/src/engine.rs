@@ -728,16 +728,7 @@ pub(crate) async fn compute(
     });
     timings.push(("columns".into(), t.elapsed().as_secs_f64()));
     Ok((
-        Features {
-            index_day: d.day,
-            person_id,
-            practice,
-            names: specs.iter().map(|s| s.0.clone()).collect(),
-            kinds: specs.iter().map(|s| s.1).collect(),
-            columns,
-            outcome,
-            malformed_codes: bad,
-        },
+        Features::in_spec_order(d, person_id, practice, columns, outcome, bad),
         timings,
     ))
 }

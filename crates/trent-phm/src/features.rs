@@ -204,6 +204,28 @@ pub struct Features {
 }
 
 impl Features {
+    /// Features whose `columns` are in [`specs`] order (names and kinds from there).
+    pub(crate) fn in_spec_order(
+        d: IndexDate,
+        person_id: Vec<i64>,
+        practice: Vec<String>,
+        columns: Vec<Vec<f64>>,
+        outcome: Option<Vec<u8>>,
+        malformed_codes: usize,
+    ) -> Features {
+        let specs = specs();
+        Features {
+            index_day: d.day,
+            person_id,
+            practice,
+            names: specs.iter().map(|s| s.0.clone()).collect(),
+            kinds: specs.iter().map(|s| s.1).collect(),
+            columns,
+            outcome,
+            malformed_codes,
+        }
+    }
+
     /// A column by name.
     pub fn column(&self, name: &str) -> Option<&[f64]> {
         self.names
@@ -490,16 +512,14 @@ fn assemble(d: IndexDate, mut raws: Vec<Raw>, codes: &Codes) -> Features {
             c.push(x);
         }
     }
-    Features {
-        index_day: d.day,
+    Features::in_spec_order(
+        d,
         person_id,
         practice,
-        names: specs.iter().map(|s| s.0.clone()).collect(),
-        kinds: specs.iter().map(|s| s.1).collect(),
         columns,
-        outcome: d.has_outcome.then_some(outcome),
-        malformed_codes: malformed,
-    }
+        d.has_outcome.then_some(outcome),
+        malformed,
+    )
 }
 
 /// Values in spec order from the per-person counts (indices NaN until scored).
