@@ -1,0 +1,31 @@
+//! trent's shared care record: the identifiable, linked record of each person as a FHIR R4
+//! store and REST API, where "citizen-identifiable data is available only to those
+//! providing care".
+//!
+//! Why a service of its own: the lake holds pseudonymised data for analysis; direct care
+//! needs names, NHS numbers and the whole record of one person, fast, to the people caring
+//! for them and to nobody else. This crate keeps that record in an OLTP database (SQLite
+//! by default, PostgreSQL for multi-user deployments), serves it as FHIR R4 JSON in the
+//! shapes `trent-fhir` exports, and sends every request through `trent-access`'s decision
+//! and hash-chained audit — it wires them, it does not re-implement them.
+//!
+//! - [`store`]: the database (resources, history, search indexes, relationship facts,
+//!   accounts, sessions, OAuth2 clients and tokens, audit), versioned migrations;
+//! - [`index`]: validation of resources and what is derived from them on write;
+//! - [`search`]: FHIR search parameters, strictly parsed;
+//! - [`audit`]: relationship snapshots for decisions, and the audit chain's writer;
+//! - [`service`]: the FHIR interactions with access control and audit;
+//! - [`api`]: the axum router, authentication and OperationOutcome errors.
+//!
+//! The schema, API, search parameters, error model and operations are in `docs/record.md`.
+
+pub mod api;
+pub mod audit;
+pub mod index;
+pub mod search;
+pub mod service;
+pub mod store;
+
+pub use api::{AppState, Clock, Config, router, serve, serve_on};
+pub use service::{Ctx, FhirError, LoadReport};
+pub use store::{Account, Backend, Store, StoreError};
