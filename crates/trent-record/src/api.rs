@@ -55,6 +55,9 @@ pub struct Config {
     pub throttle: ThrottlePolicy,
     /// OAuth2 access-token lifetime.
     pub token_ttl: Duration,
+    /// Where resources accepted from messages are exported as NDJSON for the lake's next
+    /// ingest (`<store dir>/outgoing-lake`); `None` exports nothing.
+    pub lake_export: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -68,6 +71,7 @@ impl Default for Config {
             sessions: SessionPolicy::default(),
             throttle: ThrottlePolicy::default(),
             token_ttl: Duration::seconds(ACCESS_TOKEN_TTL_SECONDS),
+            lake_export: None,
         }
     }
 }
@@ -144,6 +148,9 @@ pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     Router::new()
         .route("/fhir/metadata", get(metadata))
+        .route("/openapi.json", get(openapi))
+        .route("/fhir/$process-message", post(process_message))
+        .route("/record/worklist", post(worklist))
         .route("/fhir", post(bundle))
         .route("/fhir/", post(bundle))
         .route("/fhir/{res_type}", get(search).post(create))
@@ -165,13 +172,38 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves the router on `addr` until Ctrl-C.
-pub async fn serve(state: AppState, addr: SocketAddr) -> std::io::Result<()> {
+/// Serves the router on `addr` until `shutdown` completes (in-flight requests are
+/// finished first). `trent serve` passes Ctrl-C: see [`ctrl_c`].
+pub async fn serve(
+    state: AppState,
+    addr: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    serve_on(state, listener, async {
+    serve_on(state, listener, shutdown).await
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+pub async fn ctrl_c() {
+    #[cfg(unix)]
+    {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
         let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
+    }
 }
 
 /// Serves the router on a bound listener until `shutdown` completes.
@@ -375,6 +407,38 @@ fn pairs(
 ) -> Result<Vec<(String, String)>, FhirError> {
     q.map(|Query(p)| p)
         .map_err(|e| FhirError::new(400, "invalid", format!("query string: {e}")))
+}
+
+async fn openapi() -> Response {
+    json_response(StatusCode::OK, crate::openapi::document())
+}
+
+/// `POST /fhir/$process-message`: a transfer of care (see `crate::messaging`).
+async fn process_message(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, FhirError> {
+    let ctx = context(&state, &headers).await?;
+    let body = body_json(body, &headers)?;
+    let r = state
+        .store
+        .process_message(&ctx, body, state.config.lake_export.as_deref())
+        .await?;
+    Ok(fhir_response(r.status, &r.body))
+}
+
+/// `POST /record/worklist` `{"practice", "rows": [{"person", "score", "reasons"}]}`.
+async fn worklist(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, FhirError> {
+    let ctx = context(&state, &headers).await?;
+    let v = body_json(body, &headers)?;
+    let (practice, rows) = crate::worklist::parse_request(&v)?;
+    let out = state.store.worklist(&ctx, &practice, &rows).await?;
+    Ok(json_response(StatusCode::OK, out))
 }
 
 async fn metadata(State(state): State<AppState>, headers: HeaderMap) -> Response {

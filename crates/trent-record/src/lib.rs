@@ -15,17 +15,30 @@
 //! - [`search`]: FHIR search parameters, strictly parsed;
 //! - [`audit`]: relationship snapshots for decisions, and the audit chain's writer;
 //! - [`service`]: the FHIR interactions with access control and audit;
-//! - [`api`]: the axum router, authentication and OperationOutcome errors.
+//! - [`api`]: the axum router, authentication and OperationOutcome errors;
+//! - [`messaging`]: transfers of care (`$process-message`), the durable inbox and the
+//!   export of accepted content to the lake;
+//! - [`outbox`]: the sender side — queued messages delivered with retries and back-off;
+//! - [`http`]: a minimal HTTP/1.1 client (outbox deliveries, the load generator);
+//! - [`openapi`]: the OpenAPI 3 description of the API (`GET /openapi.json`);
+//! - [`worklist`]: identifiable population-health worklists for a clinician's practice;
+//! - [`cli`]: `trent serve`, `trent send` and `trent audit verify`.
 //!
 //! The schema, API, search parameters, error model and operations are in `docs/record.md`.
 
 pub mod api;
 pub mod audit;
+pub mod cli;
+pub mod http;
 pub mod index;
+pub mod messaging;
+pub mod openapi;
+pub mod outbox;
 pub mod search;
 pub mod service;
 pub mod store;
+pub mod worklist;
 
-pub use api::{AppState, Clock, Config, router, serve, serve_on};
+pub use api::{AppState, Clock, Config, ctrl_c, router, serve, serve_on};
 pub use service::{Ctx, FhirError, LoadReport};
 pub use store::{Account, Backend, Store, StoreError};

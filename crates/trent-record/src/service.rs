@@ -139,16 +139,16 @@ type PendingDecision = (
 /// Makes the decisions of one request (each once, cached) and keeps them for the audit.
 /// Decisions are made without holding the audit writer's lock; the lock is taken only to
 /// chain and store the entries ([`Decider::flush`], or with the writes in `apply`).
-struct Decider<'a> {
+pub(crate) struct Decider<'a> {
     ctx: &'a Ctx,
     store: &'a Store,
-    snapshots: HashMap<String, PersonSnapshot>,
+    pub(crate) snapshots: HashMap<String, PersonSnapshot>,
     made: HashMap<DecisionKey, Decision>,
     pending: Vec<PendingDecision>,
 }
 
 impl<'a> Decider<'a> {
-    fn new(ctx: &'a Ctx, store: &'a Store) -> Self {
+    pub(crate) fn new(ctx: &'a Ctx, store: &'a Store) -> Self {
         Decider {
             ctx,
             store,
@@ -159,7 +159,7 @@ impl<'a> Decider<'a> {
     }
 
     /// Decides (and audits) `action` on `kind` about `person`; `resource_id` is recorded.
-    async fn decide(
+    pub(crate) async fn decide(
         &mut self,
         action: Action,
         kind: ResourceKind,
@@ -233,7 +233,7 @@ impl<'a> Decider<'a> {
 
     /// Stores the decisions made so far in the audit (reads and denials change nothing
     /// else); returns only once they are committed.
-    async fn flush(&mut self) -> Result<(), FhirError> {
+    pub(crate) async fn flush(&mut self) -> Result<(), FhirError> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -317,7 +317,7 @@ pub struct LoadReport {
 }
 
 impl Store {
-    async fn writer(&self) -> Result<tokio::sync::MutexGuard<'_, Option<AuditWriter>>, FhirError> {
+    pub(crate) async fn writer(&self) -> Result<tokio::sync::MutexGuard<'_, Option<AuditWriter>>, FhirError> {
         let mut g = self.audit_writer.lock().await;
         if g.is_none() {
             *g = Some(AuditWriter::open(self).await?);
@@ -882,6 +882,22 @@ impl Store {
         if_match: Option<i64>,
         prefix: &str,
     ) -> Result<Vec<WriteResult>, FhirError> {
+        self.apply_with(ctx, w, entries, mode, if_match, prefix, None)
+            .await
+    }
+
+    /// [`Store::apply`], recording `inbox(plans)` in the same database transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn apply_with(
+        &self,
+        ctx: &Ctx,
+        w: &mut AuditWriter,
+        entries: &[Value],
+        mode: Mode,
+        if_match: Option<i64>,
+        prefix: &str,
+        inbox: Option<&(dyn Fn(&[Plan]) -> crate::messaging::InboxRecord + Send + Sync)>,
+    ) -> Result<Vec<WriteResult>, FhirError> {
         let plans = self.plan(entries, mode, if_match, prefix).await?;
         // Decide every entry; audit every decision; refuse the whole transaction on any denial.
         let mut d = Decider::new(ctx, self);
@@ -914,7 +930,11 @@ impl Store {
         }
         let writes: Vec<Write> = plans.iter().map(|p| p.write.clone()).collect();
         let rows = w.take();
-        let outcomes: Vec<WriteOutcome> = match self.commit(&writes, &rows, ctx.now).await {
+        let record = inbox.map(|f| f(&plans));
+        let outcomes: Vec<WriteOutcome> = match self
+            .commit_with(&writes, &rows, ctx.now, record.as_ref())
+            .await
+        {
             Ok(o) => {
                 w.committed();
                 o
@@ -1257,18 +1277,18 @@ impl Store {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     Transaction,
     Batch,
     Load,
 }
 
-struct Plan {
-    index: usize,
-    action: Action,
-    exists: bool,
-    old_person: Option<String>,
-    write: Write,
+pub(crate) struct Plan {
+    pub(crate) index: usize,
+    pub(crate) action: Action,
+    pub(crate) exists: bool,
+    pub(crate) old_person: Option<String>,
+    pub(crate) write: Write,
 }
 
 fn grant_json(id: &str, g: &trent_access::CarerGrant) -> Value {

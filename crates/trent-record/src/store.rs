@@ -33,8 +33,14 @@ use crate::search::{Clause, DatePrefix, StrMatch};
 
 /// Versioned migrations: `(version, name, SQL)`. Applied in order, each in a transaction,
 /// and recorded in `schema_version`.
-pub const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "record", include_str!("../migrations/0001_record.sql"))];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "record", include_str!("../migrations/0001_record.sql")),
+    (
+        2,
+        "messaging",
+        include_str!("../migrations/0002_messaging.sql"),
+    ),
+];
 
 /// Which database a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,11 +93,11 @@ pub enum StoreError {
     Audit(#[from] trent_access::audit::AuditError),
 }
 
-fn db(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+pub(crate) fn db(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Database { doing, source }
 }
 
-fn corrupt(what: &'static str, detail: impl Into<String>) -> StoreError {
+pub(crate) fn corrupt(what: &'static str, detail: impl Into<String>) -> StoreError {
     StoreError::Corrupt {
         what,
         detail: detail.into(),
@@ -298,8 +304,21 @@ impl Store {
         } else {
             return Err(StoreError::BadUrl(url.to_string()));
         };
+        let sqlite = backend == Backend::Sqlite;
         let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+            .max_connections(if sqlite { 4 } else { 8 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // In WAL mode, NORMAL syncs at checkpoints rather than at every
+                        // commit: a committed transaction survives a crash of the process
+                        // (kill -9); only a power loss may undo the last commits (SQLite
+                        // documentation, "PRAGMA synchronous").
+                        sqlx::Executor::execute(&mut *conn, "PRAGMA synchronous=NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(&url)
             .await
             .map_err(db("connecting"))?;
@@ -563,6 +582,18 @@ impl Store {
         audit: &[AuditRow],
         now: DateTime<Utc>,
     ) -> Result<Vec<WriteOutcome>, StoreError> {
+        self.commit_with(writes, audit, now, None).await
+    }
+
+    /// [`Store::commit`], also recording a message in the inbox in the same transaction
+    /// (a message is acknowledged only once it and its writes are committed together).
+    pub async fn commit_with(
+        &self,
+        writes: &[Write],
+        audit: &[AuditRow],
+        now: DateTime<Utc>,
+        inbox: Option<&crate::messaging::InboxRecord>,
+    ) -> Result<Vec<WriteOutcome>, StoreError> {
         let mut tx = self
             .pool
             .begin()
@@ -574,6 +605,9 @@ impl Store {
             outcomes.push(write_one(&mut tx, w, &now_text).await?);
         }
         insert_audit(&mut tx, audit).await?;
+        if let Some(m) = inbox {
+            crate::messaging::insert_inbox(&mut tx, m).await?;
+        }
         tx.commit().await.map_err(db("committing"))?;
         Ok(outcomes)
     }
@@ -1253,7 +1287,7 @@ fn clause_sql(sql: &mut Sql, c: &Clause) {
     }
 }
 
-type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+pub(crate) type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
 fn without_meta(v: &Value) -> Value {
     let mut v = v.clone();

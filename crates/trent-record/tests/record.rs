@@ -912,7 +912,7 @@ async fn loader_is_idempotent_and_audit_verifies(h: &Harness) {
         "{:?}",
         report.problems
     );
-    assert_eq!(h.store.schema_version().await.unwrap(), 1);
+    assert_eq!(h.store.schema_version().await.unwrap(), 2);
 }
 
 macro_rules! scenarios {

@@ -41,7 +41,10 @@ pub struct Harness {
     pub nhs_b: String,
     pub system_secret: String,
     pub writer_secret: String,
+    /// Where accepted messages are exported for the lake.
+    pub lake: PathBuf,
     _dir: Option<tempfile::TempDir>,
+    _lake: tempfile::TempDir,
 }
 
 fn nhs(stem: u32) -> String {
@@ -74,9 +77,11 @@ impl Harness {
         let now = Utc::now();
         let clock = Arc::new(Mutex::new(now));
         let c2 = clock.clone();
+        let lake_dir = tempfile::tempdir().unwrap();
         let config = Config {
             max_body_bytes: 256 * 1024,
             log_requests: false,
+            lake_export: Some(lake_dir.path().join("outgoing-lake")),
             ..Config::default()
         };
         let state =
@@ -249,7 +254,9 @@ impl Harness {
             nhs_b,
             system_secret: secret.expose().to_string(),
             writer_secret: wsecret.expose().to_string(),
+            lake: lake_dir.path().join("outgoing-lake"),
             _dir: dir,
+            _lake: lake_dir,
         }
     }
 
