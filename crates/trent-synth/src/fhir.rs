@@ -120,6 +120,28 @@ impl Cursor {
     }
 }
 
+/// The rows of a set of people from every table `trent-fhir` records are made of: the
+/// vault's `identity` and the lake's `person`, `activity`, `condition`, `observation`,
+/// `medication`, `social_care` and `referral` (any row order; columns by model name).
+pub struct PersonTables {
+    /// Vault `identity` rows (one per person; people without one are left out).
+    pub identity: RecordBatch,
+    /// Lake `person` rows.
+    pub person: RecordBatch,
+    /// Lake `activity` rows.
+    pub activity: RecordBatch,
+    /// Lake `condition` rows.
+    pub condition: RecordBatch,
+    /// Lake `observation` rows.
+    pub observation: RecordBatch,
+    /// Lake `medication` rows.
+    pub medication: RecordBatch,
+    /// Lake `social_care` rows.
+    pub social_care: RecordBatch,
+    /// Lake `referral` rows.
+    pub referral: RecordBatch,
+}
+
 /// Every person of one partition of the staged generation as `trent-fhir` records
 /// (borrowing the partition's part files), handed to `f` at once.
 pub fn with_people<R>(
@@ -128,25 +150,31 @@ pub fn with_people<R>(
     f: impl FnOnce(Vec<PersonRecord<'_>>) -> Result<R, LakeError>,
 ) -> Result<R, LakeError> {
     let read = |t: &str| read_part(&writer.staged_part_path(t, part));
-    let (vault, person, activity, condition, observation, medication, social, referral) = (
-        read(VAULT_TABLE)?,
-        read("person")?,
-        read("activity")?,
-        read("condition")?,
-        read("observation")?,
-        read("medication")?,
-        read("social_care")?,
-        read("referral")?,
-    );
+    let tables = PersonTables {
+        identity: read(VAULT_TABLE)?,
+        person: read("person")?,
+        activity: read("activity")?,
+        condition: read("condition")?,
+        observation: read("observation")?,
+        medication: read("medication")?,
+        social_care: read("social_care")?,
+        referral: read("referral")?,
+    };
+    f(people(&tables))
+}
+
+/// Every person of `t` with a vault identity, in ascending person_id, as `trent-fhir`
+/// records borrowing `t` (the shared care record's loader and the FHIR export use this).
+pub fn people(t: &PersonTables) -> Vec<PersonRecord<'_>> {
     let (v, pe, ac, co, ob, me, so, re) = (
-        Cols(&vault),
-        Cols(&person),
-        Cols(&activity),
-        Cols(&condition),
-        Cols(&observation),
-        Cols(&medication),
-        Cols(&social),
-        Cols(&referral),
+        Cols(&t.identity),
+        Cols(&t.person),
+        Cols(&t.activity),
+        Cols(&t.condition),
+        Cols(&t.observation),
+        Cols(&t.medication),
+        Cols(&t.social_care),
+        Cols(&t.referral),
     );
     let (mut cp, mut ca, mut cc, mut cob, mut cm, mut cs, mut cr) = (
         Cursor::new(&pe),
@@ -249,7 +277,7 @@ pub fn with_people<R>(
             .collect();
         people.push(rec);
     }
-    f(people)
+    people
 }
 
 /// Export one partition of the staged generation to `dir/bundles-NNNNN.ndjson`.

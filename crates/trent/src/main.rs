@@ -14,6 +14,7 @@ mod ingest;
 mod link;
 mod observatory;
 mod phm;
+mod record;
 mod score;
 mod stats;
 
@@ -33,11 +34,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Build the default lake if there is none, then summarise the area.
+    /// Build the default lake if there is none, summarise the area, then serve the shared
+    /// care record (built from the lake on first start) with one demo account per role.
     Up {
         /// Scale of the default lake when one has to be built.
         #[arg(long, default_value_t = 0.1)]
         scale: f64,
+        /// Stop after the summary (do not serve the shared care record).
+        #[arg(long)]
+        no_serve: bool,
+        /// The record server.
+        #[command(flatten)]
+        serve: record::ServeCmd,
     },
     /// Generate a synthetic population calibrated to the area's targets, or check one.
     Synth(SynthArgs),
@@ -80,6 +88,14 @@ enum Cmd {
     Stratify(phm::StratifyArgs),
     /// Count a cohort by place (small numbers suppressed), or list a practice's worklist.
     Cohort(phm::CohortArgs),
+    /// Serve the shared care record: FHIR R4 API, transfers of care, access control and
+    /// audit (docs/record.md). Builds the record store from the lake and vault first.
+    Serve(record::ServeCmd),
+    /// Send a FHIR message (transfer of care) to another trent, with retries (outbox).
+    Send(trent_record::cli::SendArgs),
+    /// The shared care record's audit.
+    #[command(subcommand)]
+    Audit(record::AuditCmd),
 }
 
 #[derive(clap::Args)]
@@ -266,6 +282,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Quarantine(a) => return ingest::run_quarantine(a, &data),
         Cmd::Stratify(a) => return phm::run_stratify(a, &data),
         Cmd::Cohort(a) => return phm::run_cohort(a, &data),
+        Cmd::Serve(a) => record::serve(&a, &data, &rt()?)?,
+        Cmd::Send(a) => {
+            return Ok(if record::send(&a, &data, &rt()?)? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        Cmd::Audit(a) => {
+            return Ok(if record::audit(&a, &data, &rt()?)? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
         Cmd::Stats(a) => return stats::run(*a),
         Cmd::Score(a) => return score::run(*a),
         Cmd::Schema => {
@@ -311,7 +342,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let s = trent_synth::synthesize_ext(&area, &opts, &out, exports)?;
             print_summary(&area, &s, &out);
         }
-        Cmd::Up { scale } => {
+        Cmd::Up {
+            scale,
+            no_serve,
+            serve,
+        } => {
             let area = Area::bundled("nottinghamshire")?;
             if !Lake::exists(&data) {
                 eprintln!(
@@ -333,6 +368,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 print_summary(&area, &s, &data);
             }
             up_summary(&area, &data)?;
+            if !no_serve {
+                let mut serve = serve;
+                let rt = rt()?;
+                if serve.practices.is_empty() && serve.max_people.is_none() {
+                    // the demo record: one practice's registered list (the largest), so the
+                    // first start takes seconds, not the hours the whole population would
+                    let lake = Lake::open(&data)?;
+                    if let Some(p) = rt.block_on(record::largest_practice(&lake))? {
+                        serve.practices.push(p);
+                    }
+                }
+                record::serve(&serve, &data, &rt)?;
+            }
         }
         Cmd::Lake { table } => {
             let lake = Lake::open(&data)?;

@@ -11,7 +11,14 @@ fn up_builds_a_lake_then_lake_and_query_read_it() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("d");
     let out = trent()
-        .args(["--data", data.to_str().unwrap(), "up", "--scale", "0.005"])
+        .args([
+            "--data",
+            data.to_str().unwrap(),
+            "up",
+            "--scale",
+            "0.005",
+            "--no-serve",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

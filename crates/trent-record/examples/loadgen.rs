@@ -1,0 +1,142 @@
+//! An open-loop HTTP load generator for the record API's benchmark (`bench/record.py`
+//! runs it against a live `trent serve`).
+//!
+//! Why open loop: a closed-loop tool (each connection waits for its answer before the next
+//! request) slows down when the server does and so hides latency ("coordinated
+//! omission"). Here request `i` is due at `start + i / rate`; a latency is measured from
+//! when the request was due, not from when it was sent, so a stall shows up in the tail.
+//!
+//! ```sh
+//! cargo run --release -p trent-record --example loadgen -- \
+//!     http://127.0.0.1:8080 TOKEN PATHS.txt --rate 1000 --seconds 60 --connections 16
+//! ```
+//! `PATHS.txt` holds one request path per line (`/fhir/Patient/…`), used in turn. Prints
+//! one JSON object: requests, ok (2xx), errors, achieved rate, latency percentiles in ms.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use trent_record::http::{Conn, Url};
+
+fn arg_after(args: &[String], flag: &str, default: f64) -> f64 {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{flag} {v}: not a number"))
+        })
+        .unwrap_or(default)
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() < 3 {
+        eprintln!(
+            "usage: loadgen BASE_URL TOKEN PATHS.txt [--rate N] [--seconds N] [--connections N]"
+        );
+        std::process::exit(2);
+    }
+    let base = Url::parse(&args[0]).unwrap_or_else(|e| panic!("{e}"));
+    let token = format!("Bearer {}", args[1]);
+    let paths: Vec<String> = std::fs::read_to_string(&args[2])
+        .unwrap_or_else(|e| panic!("{}: {e}", args[2]))
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    assert!(!paths.is_empty(), "{}: no paths", args[2]);
+    let rate = arg_after(&args, "--rate", 1000.0);
+    let seconds = arg_after(&args, "--seconds", 60.0);
+    let conns = arg_after(&args, "--connections", 16.0) as usize;
+    let total = (rate * seconds) as usize;
+    let next = Arc::new(AtomicUsize::new(0));
+    let paths = Arc::new(paths);
+    let start = Instant::now() + Duration::from_millis(200);
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let (next, paths, token, authority) = (
+            next.clone(),
+            paths.clone(),
+            token.clone(),
+            base.authority.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let (mut ok, mut errors) = (0usize, 0usize);
+            let mut first_error: Option<String> = None;
+            let mut conn: Option<Conn> = None;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let due = start + Duration::from_secs_f64(i as f64 / rate);
+                tokio::time::sleep_until(due.into()).await;
+                if conn.is_none() {
+                    conn = Conn::connect(&authority, Duration::from_secs(5)).await.ok();
+                }
+                let path = &paths[i % paths.len()];
+                let r = match conn.as_mut() {
+                    Some(c) => c
+                        .send(
+                            "GET",
+                            path,
+                            &[("authorization", token.as_str())],
+                            None,
+                            Duration::from_secs(10),
+                        )
+                        .await
+                        .map_err(|e| e.to_string()),
+                    None => Err("cannot connect".to_string()),
+                };
+                lat.push(due.elapsed().as_secs_f64() * 1000.0);
+                match r {
+                    Ok(resp) if (200..300).contains(&resp.status) => ok += 1,
+                    Ok(resp) => {
+                        errors += 1;
+                        first_error.get_or_insert(format!("HTTP {} for {path}", resp.status));
+                    }
+                    Err(e) => {
+                        errors += 1;
+                        conn = None;
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            (lat, ok, errors, first_error)
+        }));
+    }
+    let mut lat = Vec::with_capacity(total);
+    let (mut ok, mut errors) = (0, 0);
+    let mut first_error = None;
+    for t in tasks {
+        let (l, o, e, f) = t.await.expect("worker");
+        lat.extend(l);
+        ok += o;
+        errors += e;
+        if first_error.is_none() {
+            first_error = f;
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    println!(
+        "{}",
+        serde_json::json!({
+            "requests": lat.len(), "ok": ok, "errors": errors, "first_error": first_error,
+            "target_rate": rate, "achieved_rate": lat.len() as f64 / elapsed,
+            "seconds": elapsed, "connections": conns,
+            "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99),
+            "p999_ms": pct(0.999), "max_ms": lat.last().copied().unwrap_or(f64::NAN),
+        })
+    );
+}

@@ -1,0 +1,1764 @@
+//! The record store: resources (current version and history), search indexes,
+//! relationship facts, accounts, sessions, OAuth2 clients and tokens, and the audit, in
+//! one SQL database — SQLite embedded by default, PostgreSQL for multi-user deployments.
+//!
+//! Why one `sqlx::AnyPool` rather than an enum of typed pools: the schema and every query
+//! are written once in portable SQL (TEXT and BIGINT only, `$n` placeholders, `ON
+//! CONFLICT` upserts, times as fixed-width RFC 3339 UTC text so that text order is time
+//! order), so both databases run literally the same statements and cannot drift apart.
+//! What differs — connection set-up (SQLite's WAL journal) — is in [`Store::connect`].
+//! Case-insensitive search is done on normalised (lower-case) columns rather than with
+//! `LIKE`'s case rules, which differ between the two.
+//!
+//! Concurrency: every write (resources, audit lines) is made by one task at a time, the
+//! holder of the audit writer's lock (`crate::audit`), because the audit is a hash chain
+//! with one head. Reads run concurrently on the pool.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::Value;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use trent_access::audit::{AuditEntry, MemoryAuditStore, VerifyReport, verify};
+use trent_access::auth::{AccessToken, ClientRegistration, PasswordPolicy, Session, hash_password};
+use trent_access::scopes::{Scope, format_scopes};
+use trent_access::{
+    CareEpisode, CarerGrant, EpisodeKind, OdsCode, PersonFacts, PersonId, Principal, ResourceKind,
+    Role, TeamId, UserId, parse_scopes,
+};
+
+use crate::index::{Extracted, OPEN_END};
+use crate::search::{Clause, DatePrefix, StrMatch};
+
+/// Versioned migrations: `(version, name, SQL)`. Applied in order, each in a transaction,
+/// and recorded in `schema_version`.
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "record", include_str!("../migrations/0001_record.sql")),
+    (
+        2,
+        "messaging",
+        include_str!("../migrations/0002_messaging.sql"),
+    ),
+];
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite (embedded, one file).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// Store errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database error while {doing}: {source}")]
+    Database {
+        /// What the store was doing.
+        doing: &'static str,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+    /// The URL names no supported database.
+    #[error("database URL {0:?}: expected sqlite://… or postgres://…")]
+    BadUrl(String),
+    /// A stored value is not what the store wrote (hand-edited database).
+    #[error("stored {what} is corrupt: {detail}")]
+    Corrupt {
+        /// Which table/column.
+        what: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A conditional write found another version (HTTP 412).
+    #[error("{res_type}/{id}: version {found} is current, the request expected {expected}")]
+    VersionConflict {
+        /// Type.
+        res_type: String,
+        /// Id.
+        id: String,
+        /// Expected version.
+        expected: i64,
+        /// Current version (0 when the resource does not exist).
+        found: i64,
+    },
+    /// An account or client operation was refused (duplicate id, weak password …).
+    #[error("{0}")]
+    Refused(String),
+    /// The audit machinery failed.
+    #[error("audit: {0}")]
+    Audit(#[from] trent_access::audit::AuditError),
+}
+
+pub(crate) fn db(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Database { doing, source }
+}
+
+pub(crate) fn corrupt(what: &'static str, detail: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        detail: detail.into(),
+    }
+}
+
+/// The store's time format: RFC 3339 UTC with microseconds (fixed width, sorts as time).
+pub fn time_text(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn parse_time(what: &'static str, s: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| corrupt(what, format!("{s:?}: {e}")))
+}
+
+/// A resource as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredResource {
+    /// FHIR type.
+    pub res_type: String,
+    /// FHIR id.
+    pub id: String,
+    /// Version (from 1).
+    pub version: i64,
+    /// The person (Patient id) it belongs to.
+    pub person: Option<String>,
+    /// When this version was written (RFC 3339).
+    pub last_updated: String,
+    /// Whether this version is a deletion.
+    pub deleted: bool,
+    /// The resource, with `id` and `meta.versionId`/`meta.lastUpdated` set.
+    pub json: Value,
+}
+
+fn resource_of(row: &AnyRow) -> Result<StoredResource, StoreError> {
+    let get = |c: &str| -> Result<String, StoreError> {
+        row.try_get::<String, _>(c)
+            .map_err(db("reading a resource"))
+    };
+    let text = get("json")?;
+    Ok(StoredResource {
+        res_type: get("res_type")?,
+        id: get("res_id")?,
+        version: row.try_get("version").map_err(db("reading a resource"))?,
+        person: row
+            .try_get::<Option<String>, _>("person_id")
+            .map_err(db("reading a resource"))?,
+        last_updated: get("last_updated")?,
+        deleted: row
+            .try_get::<i64, _>("deleted")
+            .map_err(db("reading a resource"))?
+            != 0,
+        json: serde_json::from_str(&text).map_err(|e| corrupt("resource.json", e.to_string()))?,
+    })
+}
+
+/// One resource write, validated and indexed, ready to commit.
+#[derive(Debug, Clone)]
+pub struct Write {
+    /// FHIR type.
+    pub res_type: String,
+    /// FHIR id.
+    pub id: String,
+    /// The resource body (the store sets `id` and `meta`).
+    pub json: Value,
+    /// What was derived from it (ignored for deletions).
+    pub extracted: Extracted,
+    /// `If-Match`: the version that must be current (0: must not exist).
+    pub expected_version: Option<i64>,
+    /// Delete instead of write.
+    pub delete: bool,
+}
+
+/// What a committed write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// The version now current.
+    pub version: i64,
+    /// When it was written.
+    pub last_updated: String,
+    /// Whether the resource did not exist (or was deleted) before.
+    pub created: bool,
+    /// Whether nothing changed (same content as the current version; no new version).
+    pub unchanged: bool,
+}
+
+/// One audit line to append with a write (see `crate::audit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    /// The entry's seq.
+    pub seq: i64,
+    /// The person it is about.
+    pub subject: Option<String>,
+    /// The JSON line.
+    pub line: String,
+}
+
+impl AuditRow {
+    /// The row for an audit entry.
+    pub fn of(e: &AuditEntry) -> Self {
+        AuditRow {
+            seq: e.seq as i64,
+            subject: e.subject_person.as_ref().map(|p| p.to_string()),
+            line: e.to_json_line(),
+        }
+    }
+}
+
+/// A user account (people; systems are OAuth2 clients).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The account id (user name).
+    pub user: UserId,
+    /// Its role.
+    pub role: Role,
+    /// Staff organisation.
+    pub organisation: Option<OdsCode>,
+    /// Staff team.
+    pub team: Option<TeamId>,
+    /// The person a citizen account is.
+    pub person: Option<PersonId>,
+    /// Disabled accounts cannot sign in (accounts are never deleted).
+    pub disabled: bool,
+}
+
+impl Account {
+    /// A first-party principal for this account.
+    pub fn principal(&self) -> Principal {
+        Principal {
+            user: self.user.clone(),
+            role: self.role,
+            organisation: self.organisation.clone(),
+            team: self.team.clone(),
+            person: self.person.clone(),
+            scopes: None,
+            launch_patient: None,
+        }
+    }
+}
+
+/// Builds SQL with numbered `$n` placeholders and their arguments.
+#[derive(Debug, Default)]
+pub(crate) struct Sql {
+    pub(crate) text: String,
+    pub(crate) args: Vec<String>,
+}
+
+impl Sql {
+    pub(crate) fn arg(&mut self, value: impl Into<String>) -> String {
+        self.args.push(value.into());
+        format!("${}", self.args.len())
+    }
+
+    pub(crate) fn push(&mut self, s: &str) {
+        self.text.push_str(s);
+    }
+
+    fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+        let mut q = sqlx::query(&self.text);
+        for a in &self.args {
+            q = q.bind(a.as_str());
+        }
+        q
+    }
+}
+
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The record store. Cheap to clone (a pool handle).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// The audit chain's single writer (opened on first use).
+    pub(crate) audit_writer: std::sync::Arc<tokio::sync::Mutex<Option<crate::audit::AuditWriter>>>,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path` — created if missing — or `postgres://…`) and
+    /// applies pending migrations.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite://") {
+            let sep = if rest.contains('?') { '&' } else { '?' };
+            let url = if rest.contains("mode=") {
+                url.to_string()
+            } else {
+                format!("{url}{sep}mode=rwc")
+            };
+            (Backend::Sqlite, url)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_string())
+        } else {
+            return Err(StoreError::BadUrl(url.to_string()));
+        };
+        let sqlite = backend == Backend::Sqlite;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 8 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // In WAL mode, NORMAL syncs at checkpoints rather than at every
+                        // commit: a committed transaction survives a crash of the process
+                        // (kill -9); only a power loss may undo the last commits (SQLite
+                        // documentation, "PRAGMA synchronous").
+                        sqlx::Executor::execute(&mut *conn, "PRAGMA synchronous=NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(db("connecting"))?;
+        if backend == Backend::Sqlite {
+            // WAL: readers do not block the writer; the setting is kept in the file.
+            sqlx::query("PRAGMA journal_mode=WAL")
+                .fetch_all(&pool)
+                .await
+                .map_err(db("setting the SQLite journal mode"))?;
+        }
+        let store = Store {
+            pool,
+            backend,
+            audit_writer: Default::default(),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens (creating if needed) the SQLite store at `path`.
+    pub async fn open_sqlite(path: &std::path::Path) -> Result<Store, StoreError> {
+        Store::connect(&format!("sqlite://{}", path.display())).await
+    }
+
+    /// The database this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool (for tests and tools that inspect the database directly).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The highest applied migration version.
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_version")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db("reading the schema version"))?;
+        row.try_get::<i64, _>("v")
+            .map_err(db("reading the schema version"))
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db("creating schema_version"))?;
+        let current = self.schema_version().await?;
+        for (version, name, sql) in MIGRATIONS {
+            if *version <= current {
+                continue;
+            }
+            let mut tx = self.pool.begin().await.map_err(db("migrating"))?;
+            for stmt in statements(sql) {
+                sqlx::query(&stmt)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("applying a migration"))?;
+            }
+            sqlx::query(
+                "INSERT INTO schema_version (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(*version)
+            .bind(*name)
+            .bind(time_text(&Utc::now()))
+            .execute(&mut *tx)
+            .await
+            .map_err(db("recording a migration"))?;
+            tx.commit().await.map_err(db("committing a migration"))?;
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- resources
+
+    /// The current version of a resource (deleted ones included, flagged).
+    pub async fn get(
+        &self,
+        res_type: &str,
+        id: &str,
+    ) -> Result<Option<StoredResource>, StoreError> {
+        let row = sqlx::query("SELECT res_type, res_id, version, person_id, last_updated, deleted, json FROM resource WHERE res_type = $1 AND res_id = $2")
+            .bind(res_type)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("reading a resource"))?;
+        row.as_ref().map(resource_of).transpose()
+    }
+
+    /// The current versions of many resources (deleted ones included, flagged), by
+    /// (type, id): one query per type and chunk instead of one per resource.
+    pub async fn get_all(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<HashMap<(String, String), StoredResource>, StoreError> {
+        let mut by_type: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (t, id) in keys {
+            by_type.entry(t.as_str()).or_default().push(id.as_str());
+        }
+        let mut out = HashMap::with_capacity(keys.len());
+        for (t, ids) in by_type {
+            for chunk in ids.chunks(100) {
+                let mut sql = String::from(
+                    "SELECT res_type, res_id, version, person_id, last_updated, deleted, json FROM resource WHERE res_type = $1 AND res_id IN (",
+                );
+                for i in 0..chunk.len() {
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("${}", i + 2));
+                }
+                sql.push(')');
+                let mut q = sqlx::query(&sql).bind(t);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                for row in q
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db("reading resources"))?
+                {
+                    let r = resource_of(&row)?;
+                    out.insert((r.res_type.clone(), r.id.clone()), r);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One version of a resource from its history.
+    pub async fn get_version(
+        &self,
+        res_type: &str,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<StoredResource>, StoreError> {
+        let row = sqlx::query("SELECT h.res_type, h.res_id, h.version, r.person_id, h.last_updated, h.deleted, h.json FROM resource_history h JOIN resource r ON r.res_type = h.res_type AND r.res_id = h.res_id WHERE h.res_type = $1 AND h.res_id = $2 AND h.version = $3")
+            .bind(res_type)
+            .bind(id)
+            .bind(version)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("reading a resource version"))?;
+        row.as_ref().map(resource_of).transpose()
+    }
+
+    /// Live (not deleted) resources by type and id, in id order.
+    pub async fn get_many(
+        &self,
+        res_type: &str,
+        ids: &[String],
+    ) -> Result<Vec<StoredResource>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(200) {
+            let mut sql = Sql::default();
+            sql.push("SELECT res_type, res_id, version, person_id, last_updated, deleted, json FROM resource WHERE deleted = 0 AND res_type = ");
+            let t = sql.arg(res_type);
+            sql.push(&t);
+            sql.push(" AND res_id IN (");
+            for (i, id) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                let p = sql.arg(id.clone());
+                sql.push(&p);
+            }
+            sql.push(") ORDER BY res_id");
+            for row in sql
+                .query()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("reading resources"))?
+            {
+                out.push(resource_of(&row)?);
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// The id of the live Patient with this identifier (`system|value`), if any.
+    pub async fn patient_by_identifier(
+        &self,
+        system: &str,
+        value: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT t.res_id AS id FROM idx_token t JOIN resource r ON r.res_type = t.res_type AND r.res_id = t.res_id WHERE t.res_type = 'Patient' AND t.param = 'identifier' AND t.system = $1 AND t.code = $2 AND r.deleted = 0 ORDER BY t.res_id LIMIT 1")
+            .bind(system)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("looking up a patient identifier"))?;
+        row.map(|r| {
+            r.try_get::<String, _>("id")
+                .map_err(db("looking up a patient identifier"))
+        })
+        .transpose()
+    }
+
+    /// Every live resource of a person, of the given types, in (type order, id) order.
+    pub async fn by_person(
+        &self,
+        person: &str,
+        types: &[&str],
+    ) -> Result<Vec<StoredResource>, StoreError> {
+        let mut out = Vec::new();
+        for t in types {
+            let rows = sqlx::query("SELECT res_type, res_id, version, person_id, last_updated, deleted, json FROM resource WHERE person_id = $1 AND res_type = $2 AND deleted = 0 ORDER BY res_id")
+                .bind(person)
+                .bind(*t)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("reading a person's record"))?;
+            for row in &rows {
+                out.push(resource_of(row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Live resources of `res_type` matching every clause (AND; alternatives within a
+    /// clause OR), in id order, at most `limit`.
+    pub async fn search(
+        &self,
+        res_type: &str,
+        clauses: &[Clause],
+        limit: usize,
+    ) -> Result<Vec<StoredResource>, StoreError> {
+        let mut sql = Sql::default();
+        sql.push("SELECT r.res_type, r.res_id, r.version, r.person_id, r.last_updated, r.deleted, r.json FROM resource r WHERE r.deleted = 0 AND r.res_type = ");
+        let t = sql.arg(res_type);
+        sql.push(&t);
+        for c in clauses {
+            sql.push(" AND (");
+            clause_sql(&mut sql, c);
+            sql.push(")");
+        }
+        sql.push(&format!(
+            " ORDER BY r.res_id LIMIT {}",
+            limit.min(1_000_000)
+        ));
+        let rows = sql
+            .query()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("searching"))?;
+        rows.iter().map(resource_of).collect()
+    }
+
+    /// The targets of reference parameter `param` of the given resources: `(source id,
+    /// target type, target id)`.
+    pub async fn references_from(
+        &self,
+        res_type: &str,
+        ids: &[String],
+        param: &str,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(200) {
+            let mut sql = Sql::default();
+            sql.push("SELECT res_id, target_type, target_id FROM idx_reference WHERE res_type = ");
+            let t = sql.arg(res_type);
+            sql.push(&t);
+            sql.push(" AND param = ");
+            let p = sql.arg(param);
+            sql.push(&p);
+            sql.push(" AND res_id IN (");
+            for (i, id) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                let a = sql.arg(id.clone());
+                sql.push(&a);
+            }
+            sql.push(") ORDER BY res_id, target_type, target_id");
+            for row in sql
+                .query()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("reading references"))?
+            {
+                let g = |c: &str| {
+                    row.try_get::<String, _>(c)
+                        .map_err(db("reading references"))
+                };
+                out.push((g("res_id")?, g("target_type")?, g("target_id")?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Commits resource writes and audit lines in one transaction: all or nothing.
+    pub async fn commit(
+        &self,
+        writes: &[Write],
+        audit: &[AuditRow],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<WriteOutcome>, StoreError> {
+        self.commit_with(writes, audit, now, None).await
+    }
+
+    /// [`Store::commit`], also recording a message in the inbox in the same transaction
+    /// (a message is acknowledged only once it and its writes are committed together).
+    pub async fn commit_with(
+        &self,
+        writes: &[Write],
+        audit: &[AuditRow],
+        now: DateTime<Utc>,
+        inbox: Option<&crate::messaging::InboxRecord>,
+    ) -> Result<Vec<WriteOutcome>, StoreError> {
+        // current versions, read before the transaction in a few queries (writes are
+        // serialised by the audit writer, so nothing changes them in between)
+        let keys: Vec<(String, String)> = writes
+            .iter()
+            .map(|w| (w.res_type.clone(), w.id.clone()))
+            .collect();
+        let mut known = self.get_all(&keys).await?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(db("starting a transaction"))?;
+        let now_text = time_text(&now);
+        let mut outcomes = Vec::with_capacity(writes.len());
+        // Inserts are gathered and sent as multi-row statements (one round trip per table
+        // and chunk instead of one per row: each round trip to SQLite is a thread hand-off).
+        // A resource written twice in one commit flushes first, so its second write sees
+        // the first.
+        let mut pending = Pending::default();
+        let mut seen = std::collections::HashSet::new();
+        for w in writes {
+            let current = if seen.insert((w.res_type.as_str(), w.id.as_str())) {
+                Some(known.remove(&(w.res_type.clone(), w.id.clone())))
+            } else {
+                pending.flush(&mut tx).await?;
+                None // written earlier in this commit: read it back
+            };
+            outcomes.push(write_one(&mut tx, w, &now_text, &mut pending, current).await?);
+        }
+        for a in audit {
+            pending.audit.push(vec![
+                Arg::I(a.seq),
+                Arg::O(a.subject.clone()),
+                Arg::S(a.line.clone()),
+            ]);
+        }
+        pending.flush(&mut tx).await?;
+        if let Some(m) = inbox {
+            crate::messaging::insert_inbox(&mut tx, m).await?;
+        }
+        tx.commit().await.map_err(db("committing"))?;
+        Ok(outcomes)
+    }
+
+    /// Appends audit lines on their own (reads and denials change nothing else).
+    pub async fn append_audit(&self, audit: &[AuditRow]) -> Result<(), StoreError> {
+        if audit.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(db("starting a transaction"))?;
+        let mut pending = Pending::default();
+        for a in audit {
+            pending.audit.push(vec![
+                Arg::I(a.seq),
+                Arg::O(a.subject.clone()),
+                Arg::S(a.line.clone()),
+            ]);
+        }
+        pending.flush(&mut tx).await?;
+        tx.commit().await.map_err(db("committing audit lines"))
+    }
+
+    // ---------------------------------------------------------------- relationships
+
+    /// Everything the access decision needs to know about a person (see
+    /// [`crate::audit::PersonSnapshot`]).
+    pub async fn person_facts(
+        &self,
+        person: &str,
+        now: DateTime<Utc>,
+    ) -> Result<PersonFacts, StoreError> {
+        let mut facts = PersonFacts::default();
+        let doing = "reading relationship facts";
+        if let Some(row) = sqlx::query("SELECT practice FROM registration WHERE person_id = $1")
+            .bind(person)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db(doing))?
+        {
+            let p: String = row.try_get("practice").map_err(db(doing))?;
+            facts.registered_practice =
+                Some(OdsCode::new(p).map_err(|e| corrupt("registration.practice", e.to_string()))?);
+        }
+        for row in sqlx::query("SELECT kind, organisation, start_at, end_at FROM care_link WHERE person_id = $1 ORDER BY start_at, res_type, res_id")
+            .bind(person)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db(doing))?
+        {
+            let kind: String = row.try_get("kind").map_err(db(doing))?;
+            let org: String = row.try_get("organisation").map_err(db(doing))?;
+            let start: String = row.try_get("start_at").map_err(db(doing))?;
+            let end: Option<String> = row.try_get("end_at").map_err(db(doing))?;
+            facts.episodes.push(CareEpisode {
+                kind: EpisodeKind::from_code(&kind).ok_or_else(|| corrupt("care_link.kind", kind.clone()))?,
+                organisation: OdsCode::new(org).map_err(|e| corrupt("care_link.organisation", e.to_string()))?,
+                start: parse_time("care_link.start_at", &start)?,
+                end: end.map(|e| parse_time("care_link.end_at", &e)).transpose()?,
+            });
+        }
+        for row in sqlx::query("SELECT team_id FROM caseload WHERE person_id = $1 ORDER BY team_id")
+            .bind(person)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db(doing))?
+        {
+            let t: String = row.try_get("team_id").map_err(db(doing))?;
+            facts
+                .caseload_teams
+                .push(TeamId::new(t).map_err(|e| corrupt("caseload.team_id", e.to_string()))?);
+        }
+        for row in sqlx::query("SELECT carer, kinds, expires, revoked FROM carer_grant WHERE person_id = $1 ORDER BY grant_id")
+            .bind(person)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db(doing))?
+        {
+            let carer: String = row.try_get("carer").map_err(db(doing))?;
+            let kinds: String = row.try_get("kinds").map_err(db(doing))?;
+            let expires: Option<String> = row.try_get("expires").map_err(db(doing))?;
+            let revoked: Option<String> = row.try_get("revoked").map_err(db(doing))?;
+            facts.carer_grants.push(CarerGrant {
+                carer: UserId::new(carer).map_err(|e| corrupt("carer_grant.carer", e.to_string()))?,
+                kinds: kinds
+                    .split(',')
+                    .filter(|k| !k.is_empty())
+                    .map(|k| ResourceKind::from_code(k).ok_or_else(|| corrupt("carer_grant.kinds", k.to_string())))
+                    .collect::<Result<_, _>>()?,
+                expires: expires.map(|e| parse_time("carer_grant.expires", &e)).transpose()?,
+                revoked: revoked.map(|e| parse_time("carer_grant.revoked", &e)).transpose()?,
+            });
+        }
+        facts.national_opt_out =
+            sqlx::query("SELECT registered_at FROM opt_out WHERE person_id = $1")
+                .bind(person)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db(doing))?
+                .is_some();
+        let _ = now;
+        Ok(facts)
+    }
+
+    /// Puts a person on (or takes them off) a team's caseload.
+    pub async fn set_caseload(
+        &self,
+        person: &PersonId,
+        team: &TeamId,
+        on: bool,
+    ) -> Result<(), StoreError> {
+        let q = if on {
+            "INSERT INTO caseload (person_id, team_id) VALUES ($1, $2) ON CONFLICT (person_id, team_id) DO NOTHING"
+        } else {
+            "DELETE FROM caseload WHERE person_id = $1 AND team_id = $2"
+        };
+        sqlx::query(q)
+            .bind(person.as_str())
+            .bind(team.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(db("updating a caseload"))?;
+        Ok(())
+    }
+
+    /// Records or withdraws a national data opt-out.
+    pub async fn set_opt_out(
+        &self,
+        person: &PersonId,
+        opted_out: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let q = if opted_out {
+            sqlx::query("INSERT INTO opt_out (person_id, registered_at) VALUES ($1, $2) ON CONFLICT (person_id) DO NOTHING")
+                .bind(person.as_str())
+                .bind(time_text(&now))
+        } else {
+            sqlx::query("DELETE FROM opt_out WHERE person_id = $1").bind(person.as_str())
+        };
+        q.execute(&self.pool)
+            .await
+            .map_err(db("updating an opt-out"))?;
+        Ok(())
+    }
+
+    /// Records a citizen's carer grant under `grant_id` (replacing one with that id).
+    pub async fn put_carer_grant(
+        &self,
+        grant_id: &str,
+        person: &PersonId,
+        grant: &CarerGrant,
+    ) -> Result<(), StoreError> {
+        let kinds = grant
+            .kinds
+            .iter()
+            .map(|k| k.code())
+            .collect::<Vec<_>>()
+            .join(",");
+        sqlx::query("INSERT INTO carer_grant (grant_id, person_id, carer, kinds, expires, revoked) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (grant_id) DO UPDATE SET person_id = excluded.person_id, carer = excluded.carer, kinds = excluded.kinds, expires = excluded.expires, revoked = excluded.revoked")
+            .bind(grant_id)
+            .bind(person.as_str())
+            .bind(grant.carer.as_str())
+            .bind(kinds)
+            .bind(grant.expires.as_ref().map(time_text))
+            .bind(grant.revoked.as_ref().map(time_text))
+            .execute(&self.pool)
+            .await
+            .map_err(db("recording a carer grant"))?;
+        Ok(())
+    }
+
+    /// A person's carer grants with their ids, in id order.
+    pub async fn carer_grants_of(
+        &self,
+        person: &str,
+    ) -> Result<Vec<(String, CarerGrant)>, StoreError> {
+        let ids: Vec<String> =
+            sqlx::query("SELECT grant_id FROM carer_grant WHERE person_id = $1 ORDER BY grant_id")
+                .bind(person)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("reading carer grants"))?
+                .iter()
+                .map(|r| {
+                    r.try_get::<String, _>("grant_id")
+                        .map_err(db("reading carer grants"))
+                })
+                .collect::<Result<_, _>>()?;
+        // person_facts reads the grants in the same (grant id) order.
+        let grants = self.person_facts(person, Utc::now()).await?.carer_grants;
+        if grants.len() != ids.len() {
+            return Err(corrupt("carer_grant", "grants changed while being read"));
+        }
+        Ok(ids.into_iter().zip(grants).collect())
+    }
+
+    /// The person whose grant this is, if the grant exists.
+    pub async fn carer_grant_person(&self, grant_id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT person_id FROM carer_grant WHERE grant_id = $1")
+            .bind(grant_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("reading a carer grant"))?;
+        row.map(|r| {
+            r.try_get::<String, _>("person_id")
+                .map_err(db("reading a carer grant"))
+        })
+        .transpose()
+    }
+
+    /// Revokes a carer grant at `at`. Returns whether the grant exists.
+    pub async fn revoke_carer_grant(
+        &self,
+        grant_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE carer_grant SET revoked = $2 WHERE grant_id = $1")
+            .bind(grant_id)
+            .bind(time_text(&at))
+            .execute(&self.pool)
+            .await
+            .map_err(db("revoking a carer grant"))?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    // ---------------------------------------------------------------- accounts
+
+    /// Creates an account with a password (checked against the password policy and
+    /// stored as an Argon2id hash). Refuses an existing id.
+    pub async fn create_account(
+        &self,
+        account: &Account,
+        password: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        PasswordPolicy::default()
+            .check(password, account.user.as_str())
+            .map_err(|e| StoreError::Refused(format!("password for {}: {e}", account.user)))?;
+        let hash = hash_password(password).map_err(|e| StoreError::Refused(e.to_string()))?;
+        let r = sqlx::query("INSERT INTO account (user_id, role, organisation, team, person_id, password_hash, disabled, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (user_id) DO NOTHING")
+            .bind(account.user.as_str())
+            .bind(account.role.code())
+            .bind(account.organisation.as_ref().map(|o| o.to_string()))
+            .bind(account.team.as_ref().map(|o| o.to_string()))
+            .bind(account.person.as_ref().map(|o| o.to_string()))
+            .bind(hash)
+            .bind(i64::from(account.disabled))
+            .bind(time_text(&now))
+            .execute(&self.pool)
+            .await
+            .map_err(db("creating an account"))?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::Refused(format!(
+                "account {} already exists",
+                account.user
+            )));
+        }
+        Ok(())
+    }
+
+    /// An account and its password hash.
+    pub async fn account(&self, user: &str) -> Result<Option<(Account, String)>, StoreError> {
+        let doing = "reading an account";
+        let Some(row) = sqlx::query("SELECT user_id, role, organisation, team, person_id, password_hash, disabled FROM account WHERE user_id = $1")
+            .bind(user)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db(doing))?
+        else {
+            return Ok(None);
+        };
+        let g = |c: &str| row.try_get::<Option<String>, _>(c).map_err(db(doing));
+        let bad = |what: &'static str| move |e: trent_access::IdError| corrupt(what, e.to_string());
+        let role_text = g("role")?.unwrap_or_default();
+        let account = Account {
+            user: UserId::new(g("user_id")?.unwrap_or_default()).map_err(bad("account.user_id"))?,
+            role: Role::from_code(&role_text)
+                .ok_or_else(|| corrupt("account.role", role_text.clone()))?,
+            organisation: g("organisation")?
+                .map(OdsCode::new)
+                .transpose()
+                .map_err(bad("account.organisation"))?,
+            team: g("team")?
+                .map(TeamId::new)
+                .transpose()
+                .map_err(bad("account.team"))?,
+            person: g("person_id")?
+                .map(PersonId::new)
+                .transpose()
+                .map_err(bad("account.person_id"))?,
+            disabled: row.try_get::<i64, _>("disabled").map_err(db(doing))? != 0,
+        };
+        Ok(Some((account, g("password_hash")?.unwrap_or_default())))
+    }
+
+    /// Disables or re-enables an account.
+    pub async fn set_account_disabled(
+        &self,
+        user: &UserId,
+        disabled: bool,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE account SET disabled = $2 WHERE user_id = $1")
+            .bind(user.as_str())
+            .bind(i64::from(disabled))
+            .execute(&self.pool)
+            .await
+            .map_err(db("updating an account"))?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Replaces an account's password hash (rehash on login).
+    pub async fn set_password_hash(&self, user: &UserId, hash: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE account SET password_hash = $2 WHERE user_id = $1")
+            .bind(user.as_str())
+            .bind(hash)
+            .execute(&self.pool)
+            .await
+            .map_err(db("updating a password hash"))?;
+        Ok(())
+    }
+
+    /// Stores a new session (by token hash).
+    pub async fn insert_session(&self, s: &Session) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO session (token_hash, user_id, created, last_seen, expires) VALUES ($1, $2, $3, $4, $5)")
+            .bind(s.token_hash.as_str())
+            .bind(s.user.as_str())
+            .bind(time_text(&s.created))
+            .bind(time_text(&s.last_seen))
+            .bind(time_text(&s.expires))
+            .execute(&self.pool)
+            .await
+            .map_err(db("storing a session"))?;
+        Ok(())
+    }
+
+    /// The session stored under a token hash.
+    pub async fn session(&self, token_hash: &str) -> Result<Option<Session>, StoreError> {
+        let doing = "reading a session";
+        let Some(row) = sqlx::query("SELECT token_hash, user_id, created, last_seen, expires FROM session WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db(doing))?
+        else {
+            return Ok(None);
+        };
+        let g = |c: &str| row.try_get::<String, _>(c).map_err(db(doing));
+        Ok(Some(Session {
+            token_hash: g("token_hash")?,
+            user: UserId::new(g("user_id")?)
+                .map_err(|e| corrupt("session.user_id", e.to_string()))?,
+            created: parse_time("session.created", &g("created")?)?,
+            last_seen: parse_time("session.last_seen", &g("last_seen")?)?,
+            expires: parse_time("session.expires", &g("expires")?)?,
+        }))
+    }
+
+    /// Records a session's latest activity.
+    pub async fn touch_session(
+        &self,
+        token_hash: &str,
+        last_seen: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE session SET last_seen = $2 WHERE token_hash = $1")
+            .bind(token_hash)
+            .bind(time_text(&last_seen))
+            .execute(&self.pool)
+            .await
+            .map_err(db("updating a session"))?;
+        Ok(())
+    }
+
+    /// Ends a session (sign-out, expiry).
+    pub async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM session WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(db("ending a session"))?;
+        Ok(())
+    }
+
+    /// Stores an OAuth2 client registration (refuses an existing id).
+    pub async fn register_client(&self, reg: &ClientRegistration) -> Result<(), StoreError> {
+        let scopes: Vec<Scope> = reg.allowed.iter().copied().map(Scope::Resource).collect();
+        let r = sqlx::query("INSERT INTO oauth_client (client_id, secret_hash, scopes) VALUES ($1, $2, $3) ON CONFLICT (client_id) DO NOTHING")
+            .bind(reg.client_id.as_str())
+            .bind(reg.secret_hash.as_str())
+            .bind(format_scopes(&scopes))
+            .execute(&self.pool)
+            .await
+            .map_err(db("registering a client"))?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::Refused(format!(
+                "client {} already exists",
+                reg.client_id
+            )));
+        }
+        Ok(())
+    }
+
+    /// A client registration.
+    pub async fn client(&self, client_id: &str) -> Result<Option<ClientRegistration>, StoreError> {
+        let doing = "reading a client";
+        let Some(row) = sqlx::query(
+            "SELECT client_id, secret_hash, scopes FROM oauth_client WHERE client_id = $1",
+        )
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db(doing))?
+        else {
+            return Ok(None);
+        };
+        let g = |c: &str| row.try_get::<String, _>(c).map_err(db(doing));
+        let scopes = parse_scopes(&g("scopes")?)
+            .map_err(|e| corrupt("oauth_client.scopes", e.to_string()))?;
+        Ok(Some(ClientRegistration {
+            client_id: UserId::new(g("client_id")?)
+                .map_err(|e| corrupt("oauth_client.client_id", e.to_string()))?,
+            secret_hash: g("secret_hash")?,
+            allowed: scopes
+                .into_iter()
+                .filter_map(|s| match s {
+                    Scope::Resource(r) => Some(r),
+                    _ => None,
+                })
+                .collect(),
+        }))
+    }
+
+    /// Stores an issued access token (by hash).
+    pub async fn insert_token(&self, t: &AccessToken) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO access_token (token_hash, client_id, scopes, issued, expires) VALUES ($1, $2, $3, $4, $5)")
+            .bind(t.token_hash.as_str())
+            .bind(t.client_id.as_str())
+            .bind(t.scope_string())
+            .bind(time_text(&t.issued))
+            .bind(time_text(&t.expires))
+            .execute(&self.pool)
+            .await
+            .map_err(db("storing an access token"))?;
+        Ok(())
+    }
+
+    /// The access token stored under a hash.
+    pub async fn token(&self, token_hash: &str) -> Result<Option<AccessToken>, StoreError> {
+        let doing = "reading an access token";
+        let Some(row) = sqlx::query("SELECT token_hash, client_id, scopes, issued, expires FROM access_token WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db(doing))?
+        else {
+            return Ok(None);
+        };
+        let g = |c: &str| row.try_get::<String, _>(c).map_err(db(doing));
+        Ok(Some(AccessToken {
+            token_hash: g("token_hash")?,
+            client_id: UserId::new(g("client_id")?)
+                .map_err(|e| corrupt("access_token.client_id", e.to_string()))?,
+            scopes: parse_scopes(&g("scopes")?)
+                .map_err(|e| corrupt("access_token.scopes", e.to_string()))?,
+            issued: parse_time("access_token.issued", &g("issued")?)?,
+            expires: parse_time("access_token.expires", &g("expires")?)?,
+        }))
+    }
+
+    // ---------------------------------------------------------------- audit
+
+    /// The last audit line (the chain's head), if any.
+    pub async fn audit_last_line(&self) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT line FROM audit ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("reading the audit head"))?;
+        row.map(|r| {
+            r.try_get::<String, _>("line")
+                .map_err(db("reading the audit head"))
+        })
+        .transpose()
+    }
+
+    /// Every audit line, in seq order.
+    pub async fn audit_lines(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT line FROM audit ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("reading the audit"))?;
+        rows.iter()
+            .map(|r| {
+                r.try_get::<String, _>("line")
+                    .map_err(db("reading the audit"))
+            })
+            .collect()
+    }
+
+    /// Every audit entry about a person, in order. A line that does not parse is an error
+    /// naming its seq (never skipped).
+    pub async fn audit_for_person(&self, person: &str) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows =
+            sqlx::query("SELECT seq, line FROM audit WHERE subject_person = $1 ORDER BY seq")
+                .bind(person)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("reading the audit"))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let seq: i64 = r.try_get("seq").map_err(db("reading the audit"))?;
+            let line: String = r.try_get("line").map_err(db("reading the audit"))?;
+            let e = AuditEntry::from_json_line(&line)
+                .map_err(|d| corrupt("audit.line", format!("seq {seq}: {d}")))?;
+            if e.subject_person.as_ref().map(|p| p.as_str()) != Some(person) {
+                return Err(corrupt(
+                    "audit.subject_person",
+                    format!("seq {seq}: column and line disagree"),
+                ));
+            }
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    /// Verifies the whole audit chain as stored (trent-access's verification over the
+    /// lines in seq order), optionally against a checkpoint `seq:hash` kept elsewhere.
+    pub async fn verify_audit(
+        &self,
+        checkpoint: Option<&trent_access::audit::Checkpoint>,
+    ) -> Result<VerifyReport, StoreError> {
+        let mut bytes = Vec::new();
+        for line in self.audit_lines().await? {
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.push(b'\n');
+        }
+        Ok(verify(&MemoryAuditStore { bytes }, checkpoint)?)
+    }
+}
+
+/// Splits a migration into statements: comment lines dropped, `;` at a line's end ends one.
+fn statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for line in sql.lines() {
+        let t = line.trim();
+        if t.starts_with("--") || t.is_empty() {
+            continue;
+        }
+        cur.push_str(line);
+        cur.push('\n');
+        if t.ends_with(';') {
+            let s = cur.trim().trim_end_matches(';').to_string();
+            out.push(s);
+            cur.clear();
+        }
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
+}
+
+fn clause_sql(sql: &mut Sql, c: &Clause) {
+    let owner = |table: &str| {
+        format!(
+            "EXISTS (SELECT 1 FROM {table} x WHERE x.res_type = r.res_type AND x.res_id = r.res_id AND x.param = "
+        )
+    };
+    match c {
+        Clause::Id(ids) => {
+            sql.push("r.res_id IN (");
+            for (i, id) in ids.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                let a = sql.arg(id.clone());
+                sql.push(&a);
+            }
+            sql.push(")");
+        }
+        Clause::Token {
+            param,
+            alternatives,
+        } => {
+            sql.push(&owner("idx_token"));
+            let p = sql.arg(*param);
+            sql.push(&p);
+            sql.push(" AND (");
+            for (i, (system, code)) in alternatives.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" OR ");
+                }
+                sql.push("(1 = 1");
+                if let Some(s) = system {
+                    let a = sql.arg(s.clone());
+                    sql.push(&format!(" AND x.system = {a}"));
+                }
+                if let Some(c) = code {
+                    let a = sql.arg(c.clone());
+                    sql.push(&format!(" AND x.code = {a}"));
+                }
+                sql.push(")");
+            }
+            sql.push("))");
+        }
+        Clause::Str {
+            param,
+            alternatives,
+        } => {
+            sql.push(&owner("idx_string"));
+            let p = sql.arg(*param);
+            sql.push(&p);
+            sql.push(" AND (");
+            for (i, (mode, value)) in alternatives.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" OR ");
+                }
+                match mode {
+                    StrMatch::Exact => {
+                        let a = sql.arg(value.clone());
+                        sql.push(&format!("x.value = {a}"));
+                    }
+                    StrMatch::StartsWith => {
+                        let a = sql.arg(format!("{}%", like_escape(value)));
+                        sql.push(&format!("x.value LIKE {a} ESCAPE '\\'"));
+                    }
+                    StrMatch::Contains => {
+                        let a = sql.arg(format!("%{}%", like_escape(value)));
+                        sql.push(&format!("x.value LIKE {a} ESCAPE '\\'"));
+                    }
+                }
+            }
+            sql.push("))");
+        }
+        Clause::Date {
+            param,
+            alternatives,
+        } => {
+            sql.push(&owner("idx_date"));
+            let p = sql.arg(*param);
+            sql.push(&p);
+            sql.push(" AND (");
+            for (i, (prefix, low, high_excl)) in alternatives.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" OR ");
+                }
+                let l = sql.arg(low.clone());
+                let h = sql.arg(high_excl.clone());
+                let cond = match prefix {
+                    DatePrefix::Eq => format!("(x.low >= {l} AND x.high < {h})"),
+                    DatePrefix::Ne => format!("NOT (x.low >= {l} AND x.high < {h})"),
+                    DatePrefix::Lt => format!("(x.low < {l})"),
+                    DatePrefix::Gt => format!("(x.high >= {h})"),
+                    DatePrefix::Le => format!("(x.low < {h})"),
+                    DatePrefix::Ge => format!("(x.high >= {l})"),
+                };
+                sql.push(&cond);
+            }
+            sql.push("))");
+        }
+        Clause::Reference {
+            param,
+            alternatives,
+        } => {
+            sql.push(&owner("idx_reference"));
+            let p = sql.arg(*param);
+            sql.push(&p);
+            sql.push(" AND (");
+            for (i, (ty, id)) in alternatives.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" OR ");
+                }
+                let a = sql.arg(id.clone());
+                sql.push(&format!("(x.target_id = {a}"));
+                if let Some(t) = ty {
+                    let b = sql.arg(t.clone());
+                    sql.push(&format!(" AND x.target_type = {b}"));
+                }
+                sql.push(")");
+            }
+            sql.push("))");
+        }
+    }
+}
+
+pub(crate) type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+
+fn without_meta(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("meta");
+        o.remove("id");
+    }
+    v
+}
+
+async fn write_one(
+    tx: &mut Tx<'_>,
+    w: &Write,
+    now: &str,
+    pending: &mut Pending,
+    known: Option<Option<StoredResource>>,
+) -> Result<WriteOutcome, StoreError> {
+    let doing = "writing a resource";
+    let current = match known {
+        Some(c) => c,
+        None => {
+            let row = sqlx::query("SELECT res_type, res_id, version, person_id, last_updated, deleted, json FROM resource WHERE res_type = $1 AND res_id = $2")
+                .bind(w.res_type.as_str())
+                .bind(w.id.as_str())
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(db(doing))?;
+            row.as_ref().map(resource_of).transpose()?
+        }
+    };
+    let found = current
+        .as_ref()
+        .filter(|c| !c.deleted)
+        .map_or(0, |c| c.version);
+    if let Some(expected) = w.expected_version
+        && expected != found
+    {
+        return Err(StoreError::VersionConflict {
+            res_type: w.res_type.clone(),
+            id: w.id.clone(),
+            expected,
+            found,
+        });
+    }
+    let created = current.as_ref().is_none_or(|c| c.deleted);
+    if w.delete {
+        let Some(cur) = current.filter(|c| !c.deleted) else {
+            return Ok(WriteOutcome {
+                version: found,
+                last_updated: now.to_string(),
+                created: false,
+                unchanged: true,
+            });
+        };
+        let version = cur.version + 1;
+        let mut body = cur.json.clone();
+        set_meta(&mut body, &w.id, version, now);
+        let text = body.to_string();
+        sqlx::query("UPDATE resource SET version = $3, last_updated = $4, deleted = 1, json = $5 WHERE res_type = $1 AND res_id = $2")
+            .bind(w.res_type.as_str()).bind(w.id.as_str()).bind(version).bind(now).bind(text.as_str())
+            .execute(&mut **tx).await.map_err(db(doing))?;
+        insert_history(tx, &w.res_type, &w.id, version, now, true, &text).await?;
+        clear_derived(tx, &w.res_type, &w.id, cur.person.as_deref()).await?;
+        return Ok(WriteOutcome {
+            version,
+            last_updated: now.to_string(),
+            created: false,
+            unchanged: false,
+        });
+    }
+    if let Some(cur) = current.as_ref().filter(|c| !c.deleted)
+        && without_meta(&cur.json) == without_meta(&w.json)
+        && cur.person == w.extracted.person
+    {
+        return Ok(WriteOutcome {
+            version: cur.version,
+            last_updated: cur.last_updated.clone(),
+            created: false,
+            unchanged: true,
+        });
+    }
+    let version = current.as_ref().map_or(0, |c| c.version) + 1;
+    let mut body = w.json.clone();
+    set_meta(&mut body, &w.id, version, now);
+    let text = body.to_string();
+    if let Some(cur) = &current {
+        clear_derived(tx, &w.res_type, &w.id, cur.person.as_deref()).await?;
+    }
+    let (t, id) = (|| Arg::S(w.res_type.clone()), || Arg::S(w.id.clone()));
+    pending.resource.push(vec![
+        t(),
+        id(),
+        Arg::I(version),
+        Arg::O(w.extracted.person.clone()),
+        Arg::S(now.to_string()),
+        Arg::S(text.clone()),
+    ]);
+    pending.history.push(vec![
+        t(),
+        id(),
+        Arg::I(version),
+        Arg::S(now.to_string()),
+        Arg::I(0),
+        Arg::S(text),
+    ]);
+    pending.derived(w);
+    Ok(WriteOutcome {
+        version,
+        last_updated: now.to_string(),
+        created,
+        unchanged: false,
+    })
+}
+
+/// Sets `id`, `meta.versionId` and `meta.lastUpdated` (keeping other meta elements).
+pub fn set_meta(body: &mut Value, id: &str, version: i64, now: &str) {
+    if let Some(o) = body.as_object_mut() {
+        o.insert("id".into(), Value::String(id.to_string()));
+        let meta = o
+            .entry("meta")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if !meta.is_object() {
+            *meta = Value::Object(Default::default());
+        }
+        meta["versionId"] = Value::String(version.to_string());
+        meta["lastUpdated"] = Value::String(now.to_string());
+    }
+}
+
+async fn insert_history(
+    tx: &mut Tx<'_>,
+    t: &str,
+    id: &str,
+    version: i64,
+    now: &str,
+    deleted: bool,
+    text: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO resource_history (res_type, res_id, version, last_updated, deleted, json) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(t).bind(id).bind(version).bind(now).bind(i64::from(deleted)).bind(text)
+        .execute(&mut **tx).await.map_err(db("writing resource history"))?;
+    Ok(())
+}
+
+async fn clear_derived(
+    tx: &mut Tx<'_>,
+    t: &str,
+    id: &str,
+    person: Option<&str>,
+) -> Result<(), StoreError> {
+    for table in [
+        "idx_token",
+        "idx_string",
+        "idx_date",
+        "idx_reference",
+        "care_link",
+    ] {
+        sqlx::query(&format!(
+            "DELETE FROM {table} WHERE res_type = $1 AND res_id = $2"
+        ))
+        .bind(t)
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db("clearing index rows"))?;
+    }
+    if t == "Patient"
+        && let Some(p) = person
+    {
+        sqlx::query("DELETE FROM registration WHERE person_id = $1")
+            .bind(p)
+            .execute(&mut **tx)
+            .await
+            .map_err(db("clearing a registration"))?;
+    }
+    Ok(())
+}
+
+/// Index times are second precision (`…:SSZ`); relationship times use the store's
+/// microsecond form, so that they parse as RFC 3339 either way.
+fn index_to_store_time(s: &str) -> String {
+    if s == OPEN_END {
+        return s.to_string();
+    }
+    DateTime::<Utc>::from_str(s).map_or_else(|_| s.to_string(), |t| time_text(&t))
+}
+
+/// A value bound into a multi-row insert.
+#[derive(Debug, Clone)]
+enum Arg {
+    S(String),
+    O(Option<String>),
+    I(i64),
+}
+
+/// Rows waiting to be inserted in the current transaction, by table.
+#[derive(Default)]
+struct Pending {
+    resource: Vec<Vec<Arg>>,
+    history: Vec<Vec<Arg>>,
+    token: Vec<Vec<Arg>>,
+    string: Vec<Vec<Arg>>,
+    date: Vec<Vec<Arg>>,
+    reference: Vec<Vec<Arg>>,
+    care_link: Vec<Vec<Arg>>,
+    registration: Vec<Vec<Arg>>,
+    audit: Vec<Vec<Arg>>,
+}
+
+/// Most bound parameters in one statement. Small on purpose: sqlx-sqlite looks each
+/// `$n` up by name, so binding is quadratic in the parameters of a statement.
+const MAX_PARAMS: usize = 240;
+
+impl Pending {
+    /// The index rows and relationship facts derived from a written resource.
+    fn derived(&mut self, w: &Write) {
+        let (t, id, x) = (w.res_type.as_str(), w.id.as_str(), &w.extracted);
+        let head = || vec![Arg::S(t.to_string()), Arg::S(id.to_string())];
+        for r in &x.tokens {
+            let mut row = head();
+            row.extend([
+                Arg::S(r.param.to_string()),
+                Arg::S(r.system.clone()),
+                Arg::S(r.code.clone()),
+            ]);
+            self.token.push(row);
+        }
+        for r in &x.strings {
+            let mut row = head();
+            row.extend([Arg::S(r.param.to_string()), Arg::S(r.value.clone())]);
+            self.string.push(row);
+        }
+        for r in &x.dates {
+            let mut row = head();
+            row.extend([
+                Arg::S(r.param.to_string()),
+                Arg::S(r.low.clone()),
+                Arg::S(r.high.clone()),
+            ]);
+            self.date.push(row);
+        }
+        for r in &x.refs {
+            let mut row = head();
+            row.extend([
+                Arg::S(r.param.to_string()),
+                Arg::S(r.target_type.clone()),
+                Arg::S(r.target_id.clone()),
+            ]);
+            self.reference.push(row);
+        }
+        if let Some(person) = &x.person {
+            for l in &x.care_links {
+                let mut row = head();
+                row.extend([
+                    Arg::S(person.clone()),
+                    Arg::S(l.kind.code().to_string()),
+                    Arg::S(l.organisation.as_str().to_string()),
+                    Arg::S(index_to_store_time(&l.start)),
+                    Arg::O(l.end.as_deref().map(index_to_store_time)),
+                ]);
+                self.care_link.push(row);
+            }
+            if let Some(practice) = &x.registered_practice {
+                // one registration per person per statement (ON CONFLICT DO UPDATE may
+                // not touch a row twice): a later one replaces an earlier one
+                self.registration
+                    .retain(|r| !matches!(&r[0], Arg::S(p) if p == person));
+                self.registration.push(vec![
+                    Arg::S(person.clone()),
+                    Arg::S(practice.as_str().to_string()),
+                ]);
+            }
+        }
+    }
+
+    /// Sends every pending row (multi-row inserts, in chunks) and empties the buffers.
+    async fn flush(&mut self, tx: &mut Tx<'_>) -> Result<(), StoreError> {
+        const RESOURCE: &str = "INSERT INTO resource (res_type, res_id, version, person_id, last_updated, json, deleted) VALUES";
+        let tables: [(&str, &str, &str, &mut Vec<Vec<Arg>>); 9] = [
+            (
+                RESOURCE,
+                "0",
+                " ON CONFLICT (res_type, res_id) DO UPDATE SET version = excluded.version, person_id = excluded.person_id, last_updated = excluded.last_updated, deleted = 0, json = excluded.json",
+                &mut self.resource,
+            ),
+            (
+                "INSERT INTO resource_history (res_type, res_id, version, last_updated, deleted, json) VALUES",
+                "",
+                "",
+                &mut self.history,
+            ),
+            (
+                "INSERT INTO idx_token (res_type, res_id, param, system, code) VALUES",
+                "",
+                "",
+                &mut self.token,
+            ),
+            (
+                "INSERT INTO idx_string (res_type, res_id, param, value) VALUES",
+                "",
+                "",
+                &mut self.string,
+            ),
+            (
+                "INSERT INTO idx_date (res_type, res_id, param, low, high) VALUES",
+                "",
+                "",
+                &mut self.date,
+            ),
+            (
+                "INSERT INTO idx_reference (res_type, res_id, param, target_type, target_id) VALUES",
+                "",
+                "",
+                &mut self.reference,
+            ),
+            (
+                "INSERT INTO care_link (res_type, res_id, person_id, kind, organisation, start_at, end_at) VALUES",
+                "",
+                " ON CONFLICT (res_type, res_id, organisation) DO NOTHING",
+                &mut self.care_link,
+            ),
+            (
+                "INSERT INTO registration (person_id, practice) VALUES",
+                "",
+                " ON CONFLICT (person_id) DO UPDATE SET practice = excluded.practice",
+                &mut self.registration,
+            ),
+            (
+                "INSERT INTO audit (seq, subject_person, line) VALUES",
+                "",
+                "",
+                &mut self.audit,
+            ),
+        ];
+        for (head, constant, tail, rows) in tables {
+            let Some(first) = rows.first() else {
+                continue;
+            };
+            let cols = first.len();
+            let per = (MAX_PARAMS / cols).max(1);
+            for chunk in rows.chunks(per) {
+                let mut sql =
+                    String::with_capacity(head.len() + chunk.len() * cols * 5 + tail.len());
+                sql.push_str(head);
+                let mut n = 0;
+                for (i, _) in chunk.iter().enumerate() {
+                    sql.push_str(if i == 0 { " (" } else { ", (" });
+                    for c in 0..cols {
+                        if c > 0 {
+                            sql.push_str(", ");
+                        }
+                        n += 1;
+                        sql.push('$');
+                        sql.push_str(&n.to_string());
+                    }
+                    if !constant.is_empty() {
+                        sql.push_str(", ");
+                        sql.push_str(constant);
+                    }
+                    sql.push(')');
+                }
+                sql.push_str(tail);
+                let mut q = sqlx::query(&sql);
+                for row in chunk {
+                    for a in row {
+                        q = match a {
+                            Arg::S(v) => q.bind(v.as_str()),
+                            Arg::O(v) => q.bind(v.clone()),
+                            Arg::I(v) => q.bind(*v),
+                        };
+                    }
+                }
+                q.execute(&mut **tx)
+                    .await
+                    .map_err(db("writing resources, index rows and audit"))?;
+            }
+            rows.clear();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_split_into_statements() {
+        let s = statements(MIGRATIONS[0].2);
+        assert!(s.len() > 20, "{}", s.len());
+        assert!(s.iter().all(|x| !x.contains(';') && !x.starts_with("--")));
+        assert!(s[0].starts_with("CREATE TABLE resource"));
+    }
+
+    #[test]
+    fn like_patterns_are_escaped() {
+        assert_eq!(like_escape("a%b_c\\"), "a\\%b\\_c\\\\");
+    }
+}
