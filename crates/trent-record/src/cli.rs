@@ -112,6 +112,15 @@ pub struct ServeArgs {
     pub quiet: bool,
 }
 
+/// A demo account to create: id, role, organisation, team, person.
+type DemoSpec = (
+    &'static str,
+    Role,
+    Option<OdsCode>,
+    Option<TeamId>,
+    Option<PersonId>,
+);
+
 /// A demo credential, printed once when created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DemoCredential {
@@ -194,13 +203,7 @@ pub async fn ensure_demo_accounts(
             .map_err(|e| StoreError::Refused(format!("demo citizen: {e}")))?,
     };
     let team = TeamId::new("demo-team").expect("valid");
-    let mut specs: Vec<(
-        &str,
-        Role,
-        Option<OdsCode>,
-        Option<TeamId>,
-        Option<PersonId>,
-    )> = vec![];
+    let mut specs: Vec<DemoSpec> = vec![];
     if let Some(c) = &citizen {
         specs.push(("demo-citizen", Role::Citizen, None, None, Some(c.clone())));
     }

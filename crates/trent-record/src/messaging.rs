@@ -297,7 +297,10 @@ fn renumber(mut e: FhirError, original: &[usize]) -> FhirError {
             _ => s.to_string(),
         }
     };
-    e.diagnostics = fix(&e.diagnostics);
+    #[allow(clippy::redundant_closure_call)] // `fix` is also passed to `map` below
+    {
+        e.diagnostics = fix(&e.diagnostics);
+    }
     e.expression = e.expression.as_deref().map(fix);
     e
 }

@@ -316,6 +316,9 @@ pub struct LoadReport {
     pub unchanged: usize,
 }
 
+/// Builds the inbox record of a message from the planned writes (same transaction).
+pub(crate) type InboxFn<'a> = dyn Fn(&[Plan]) -> crate::messaging::InboxRecord + Send + Sync + 'a;
+
 impl Store {
     pub(crate) async fn writer(
         &self,
@@ -912,7 +915,7 @@ impl Store {
         mode: Mode,
         if_match: Option<i64>,
         prefix: &str,
-        inbox: Option<&(dyn Fn(&[Plan]) -> crate::messaging::InboxRecord + Send + Sync)>,
+        inbox: Option<&InboxFn<'_>>,
     ) -> Result<Vec<WriteResult>, FhirError> {
         let plans = self.plan(entries, mode, if_match, prefix).await?;
         // Decide every entry; audit every decision; refuse the whole transaction on any denial.

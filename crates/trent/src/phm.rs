@@ -142,6 +142,100 @@ pub struct CohortArgs {
     /// Output: table or json.
     #[arg(long, default_value = "table")]
     format: String,
+    /// With --practice: open the worklist with names and NHS numbers through the shared
+    /// care record at this address (e.g. http://127.0.0.1:8080), as the clinician whose
+    /// session token is --token. Only the record service re-identifies, after its access
+    /// decision, and audits each person.
+    #[arg(long, value_name = "URL", requires = "practice")]
+    record: Option<String>,
+    /// Session token of a clinician of the practice (from POST /auth/login).
+    #[arg(long, env = "TRENT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+/// Posts a pseudonymous worklist to the record service and prints it identified.
+fn identified_worklist(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    token: Option<&str>,
+    practice: &str,
+    rows: &[cohort::WorklistRow],
+    format: &str,
+) -> Result<ExitCode> {
+    let token = token.context("--record needs --token (a clinician's session token)")?;
+    let body = serde_json::json!({
+        "practice": practice,
+        "rows": rows.iter().map(|r| serde_json::json!({
+            // the record's Patient id is trent-fhir's deterministic id of the lake person
+            "person": trent_fhir::uuid("Patient", r.person_id as u64),
+            "score": r.risk,
+            "reasons": r.reasons,
+        })).collect::<Vec<_>>(),
+    })
+    .to_string();
+    let auth = format!("Bearer {token}");
+    let endpoint = format!("{}/record/worklist", url.trim_end_matches('/'));
+    let resp = rt
+        .block_on(trent_record::http::request(
+            "POST",
+            &endpoint,
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &auth),
+            ],
+            Some(body.as_bytes()),
+            std::time::Duration::from_secs(60),
+        ))
+        .with_context(|| format!("POST {endpoint}"))?;
+    let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap_or_default();
+    if resp.status != 200 {
+        anyhow::bail!(
+            "the record service refused the worklist (HTTP {}): {}",
+            resp.status,
+            v["issue"][0]["diagnostics"].as_str().unwrap_or("no detail")
+        );
+    }
+    let out = v["rows"].as_array().cloned().unwrap_or_default();
+    if format == "json" {
+        for r in &out {
+            println!("{r}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "worklist for practice {practice} ({} people, highest risk first; identified by the record service, each access audited)",
+        out.len()
+    );
+    println!(
+        "{:<10} {:<28} {:<10} {:>7}  reasons",
+        "NHS no.", "name", "born", "risk"
+    );
+    for r in &out {
+        let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+        if let Some(w) = r["withheld"].as_str() {
+            println!(
+                "{:<10} {:<28} {:<10} {:>7}  (withheld: {w})",
+                "-", "-", "-", "-"
+            );
+            continue;
+        }
+        println!(
+            "{:<10} {:<28} {:<10} {:>7.3}  {}",
+            s("nhs_number"),
+            s("name"),
+            s("birth_date"),
+            r["score"].as_f64().unwrap_or(f64::NAN),
+            r["reasons"]
+                .as_array()
+                .map(|a| a
+                    .iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "))
+                .unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Run `trent cohort`.
@@ -155,6 +249,9 @@ pub fn run_cohort(a: CohortArgs, data: &Path) -> Result<ExitCode> {
     let ctx = rt.block_on(lake.session())?;
     if let Some(p) = &a.practice {
         let rows = rt.block_on(cohort::worklist(&ctx, &c, p))?;
+        if let Some(url) = &a.record {
+            return identified_worklist(&rt, url, a.token.as_deref(), p, &rows, &a.format);
+        }
         if a.format == "json" {
             for r in &rows {
                 println!("{}", serde_json::to_string(r)?);

@@ -28,6 +28,7 @@ impl Drop for Server {
     }
 }
 
+#[allow(clippy::zombie_processes)] // `Server`'s drop kills and waits; a failed start ends the test
 fn serve(data: &Path, extra: &[&str]) -> Server {
     let mut child = trent()
         .args(["--data", data.to_str().unwrap(), "serve", "--port", "0"])
