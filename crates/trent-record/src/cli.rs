@@ -80,6 +80,17 @@ pub async fn open_store(args: &DatabaseArgs, data: &Path) -> Result<Store, CliEr
                 path: dir.to_path_buf(),
                 source,
             })?;
+            // the record is identifiable: owner-only, like the vault
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(
+                    |source| CliError::Io {
+                        path: dir.to_path_buf(),
+                        source,
+                    },
+                )?;
+            }
             Ok(Store::open_sqlite(&path).await?)
         }
     }

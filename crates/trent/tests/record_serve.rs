@@ -122,6 +122,15 @@ async fn serve_builds_the_record_from_the_lake_and_passes_the_fuzzer() {
         .and_then(|n| n.parse().ok())
         .unwrap();
     assert!(created > 1000, "{}", s.printed);
+    // the record store is identifiable: its folder is owner-only, like the vault
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("record"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "record folder mode {mode:o}");
+    }
     for role in [
         "demo-citizen",
         "demo-carer",
