@@ -149,7 +149,10 @@ pub struct VaultState {
     file_ids: HashMap<(String, String), u32>,
     /// The review queue.
     pub review: Vec<ReviewPair>,
-    /// Raw text of every quarantined record.
+    /// Raw text of this batch's quarantined records. Earlier batches' stay on disk, one
+    /// part file per batch (`quarantine_raw/bNNNNNN.parquet`), so a batch's memory does
+    /// not grow with everything quarantined before it (17M rows after 8 whole-area
+    /// batches); [`read_quarantine_raw`] reads them all.
     pub quarantine_raw: Vec<RawRejection>,
 }
 
@@ -463,9 +466,6 @@ impl VaultState {
                 });
             }
         }
-        if let Some(b) = read_parquet(&file(vault, QUARANTINE_RAW))? {
-            st.quarantine_raw = raw_rows(&b);
-        }
         Ok(st)
     }
 
@@ -526,6 +526,9 @@ impl VaultState {
         }
         write_parquet(&file(vault, REVIEW), &rows.finish())?;
 
+        if self.quarantine_raw.is_empty() {
+            return Ok(());
+        }
         let mut rows = Rows::new(raw_schema());
         for r in &self.quarantine_raw {
             rows.push(vec![
@@ -539,16 +542,38 @@ impl VaultState {
                 Cell::S(r.raw.clone()),
             ]);
         }
-        write_parquet(&file(vault, QUARANTINE_RAW), &rows.finish())?;
+        let batch = self.quarantine_raw[0].batch_id;
+        write_parquet(
+            &vault
+                .join(QUARANTINE_RAW)
+                .join(format!("b{batch:06}.parquet")),
+            &rows.finish(),
+        )?;
         Ok(())
     }
 }
 
 /// Read the raw quarantine rows of a vault (for `trent quarantine --raw`).
+/// Every batch's part file, in batch order (`part-00000.parquet` is the single file
+/// vaults written before per-batch parts had; it sorts first and holds earlier batches).
 pub fn read_quarantine_raw(vault: &Path) -> Result<Vec<RawRejection>, IngestError> {
-    Ok(read_parquet(&file(vault, QUARANTINE_RAW))?
-        .map(|b| raw_rows(&b))
-        .unwrap_or_default())
+    let dir = vault.join(QUARANTINE_RAW);
+    let mut parts: Vec<std::path::PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(IngestError::io(&dir, e)),
+    };
+    parts.sort_by_key(|p| (!p.ends_with("part-00000.parquet"), p.clone()));
+    let mut out = Vec::new();
+    for p in parts {
+        if let Some(b) = read_parquet(&p)? {
+            out.extend(raw_rows(&b));
+        }
+    }
+    Ok(out)
 }
 
 fn raw_rows(b: &arrow::array::RecordBatch) -> Vec<RawRejection> {

@@ -104,12 +104,13 @@ fn synthetic_feeds_land_link_and_reconcile() {
         lake.catalog.table("quarantine").unwrap().rows,
         total.rejected
     );
-    assert_eq!(vault.quarantine_raw.len() as u64, total.rejected);
+    let raw = trent_ingest::vault::read_quarantine_raw(&lake.generation.join("vault")).unwrap();
+    assert_eq!(raw.len() as u64, total.rejected);
 
     // every fault made is quarantined with its reason, and nothing else is — except
     // events of a person whose own record was faulty (dangling_reference)
     let mut got: HashMap<(String, u64), String> = HashMap::new();
-    for r in &vault.quarantine_raw {
+    for r in &raw {
         got.insert((r.file.clone(), r.line as u64), r.reason_code.clone());
     }
     let mut expected: HashMap<(String, u64), String> = HashMap::new();
@@ -137,7 +138,7 @@ fn synthetic_feeds_land_link_and_reconcile() {
         assert_eq!(got.get(k), Some(reason), "fault at {k:?} quarantined");
     }
     let mut after_death = 0u64;
-    for r in &vault.quarantine_raw {
+    for r in &raw {
         let k = (r.file.clone(), r.line as u64);
         if expected.contains_key(&k) {
             continue;
@@ -701,4 +702,39 @@ fn inputs_that_cannot_be_ingested_are_clear_errors_and_write_nothing() {
     let r = ingest(&dst, &fhir_inputs(&[ok]), &options(today, None)).unwrap();
     assert!(!r.published, "an empty file adds nothing");
     assert!(!dst.join(".ingest.lock").exists());
+}
+
+/// The vault keeps each batch's raw quarantine in its own part file: a later batch
+/// neither loads nor rewrites earlier ones, and `trent quarantine --raw` sees them all.
+#[test]
+fn raw_quarantine_is_kept_per_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let today = time::parse("2019-04-01").unwrap();
+    let dst = tmp.path().join("dst");
+    for (b, text) in [
+        (1, "{not json\n"),
+        (2, "{\"resourceType\": \"Nope\"}\n[]\n"),
+    ] {
+        let f = tmp.path().join(format!("bad{b}.ndjson"));
+        std::fs::write(&f, text).unwrap();
+        let r = ingest(&dst, &fhir_inputs(&[f]), &options(today, None)).unwrap();
+        assert_eq!(r.batch_id, b);
+    }
+    let lake = Lake::open(&dst).unwrap();
+    let parts: Vec<String> = std::fs::read_dir(lake.generation.join("vault/quarantine_raw"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(parts, ["b000001.parquet", "b000002.parquet"]);
+    let raw = trent_ingest::quarantine(&dst, true).unwrap();
+    let masked = trent_ingest::quarantine(&dst, false).unwrap();
+    assert_eq!(raw.len(), 3);
+    assert_eq!(masked.len(), 3);
+    assert_eq!(
+        raw.iter().map(|r| r.batch_id).collect::<Vec<_>>(),
+        [1, 2, 2]
+    );
+    assert_eq!(raw[0].raw.as_deref(), Some("{not json"));
 }
