@@ -1303,7 +1303,18 @@ fn link_new(
         threads: opts.threads.max(1),
         ..trent_link::LinkConfig::default()
     };
-    let res = trent_link::link(&records, &cfg).map_err(|e| IngestError::Link(e.to_string()))?;
+    // known identities keep the persons earlier batches gave them: only pairs with a new
+    // identity are compared (time grows with the batch, not with the vault)
+    let mut person_no: HashMap<i64, u32> = HashMap::new();
+    let known_person: Vec<u32> = known
+        .iter()
+        .map(|p| {
+            let n = person_no.len() as u32;
+            *person_no.entry(p.person_id).or_insert(n)
+        })
+        .collect();
+    let res = trent_link::link_incremental(&records, &known_person, &cfg)
+        .map_err(|e| IngestError::Link(e.to_string()))?;
     let nk = known.len();
     // clusters → known person ids (with counts)
     let mut cluster_known: HashMap<&str, BTreeMap<i64, usize>> = HashMap::new();
@@ -1362,7 +1373,7 @@ fn link_new(
     for p in &res.review {
         let (a, b) = (p.a as usize, p.b as usize);
         if a < nk && b < nk {
-            continue; // both known: already reviewed in their batch
+            continue; // both known: not compared again (see link_incremental)
         }
         // two different valid NHS numbers are two people (a person with two numbers is
         // for the national Spine to resolve, not for probabilistic linkage)

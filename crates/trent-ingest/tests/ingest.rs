@@ -98,7 +98,6 @@ fn synthetic_feeds_land_link_and_reconcile() {
         );
     }
     let lake = Lake::open(&dst).unwrap();
-    let vault = VaultState::load(&lake.generation.join("vault")).unwrap();
     let total = report.total();
     assert_eq!(
         lake.catalog.table("quarantine").unwrap().rows,

@@ -134,6 +134,9 @@ pub struct Blocks {
     pub chunks: Vec<(usize, usize, usize)>,
     /// Blocks skipped for size.
     pub oversized: Vec<(String, usize)>,
+    /// Records below this index are already linked ("known"): only pairs with at least
+    /// one record at or above it are enumerated (0: every pair).
+    pub first_new: u32,
 }
 
 impl Blocks {
@@ -143,6 +146,20 @@ impl Blocks {
         rules: &[BlockingRule],
         max_block_size: usize,
         target_chunk_pairs: u64,
+    ) -> Blocks {
+        Blocks::build_incremental(p, rules, max_block_size, target_chunk_pairs, 0)
+    }
+
+    /// Build the blocks for linking new records (indices `first_new..`) to each other and
+    /// to known ones (`..first_new`), whose links are settled: blocks without a new record
+    /// are dropped and pairs of two known records are never enumerated. A block's size
+    /// (for `max_block_size`) still counts its known records.
+    pub fn build_incremental(
+        p: &Prepared,
+        rules: &[BlockingRule],
+        max_block_size: usize,
+        target_chunk_pairs: u64,
+        first_new: u32,
     ) -> Blocks {
         let keys: Vec<Vec<u64>> = rules.iter().map(|r| r.keys(p)).collect();
         let mut order = Vec::new();
@@ -165,11 +182,13 @@ impl Blocks {
                     e += 1;
                 }
                 let size = e - s;
-                if size > max_block_size {
+                // sorted by index within a key: the new records come last
+                let new = idx[s..e].iter().filter(|&&i| i >= first_new).count();
+                if size > max_block_size && new > 0 {
                     oversized.push((rules[r].name().to_string(), size));
-                } else if size >= 2 {
+                } else if size >= 2 && new > 0 {
                     kept.extend_from_slice(&idx[s..e]);
-                    chunk_pairs += (size * (size - 1) / 2) as u64;
+                    chunk_pairs += (new * (new - 1) / 2 + new * (size - new)) as u64;
                     if chunk_pairs >= target_chunk_pairs {
                         chunks.push((r, chunk_start, kept.len()));
                         chunk_start = kept.len();
@@ -189,6 +208,7 @@ impl Blocks {
             order,
             chunks,
             oversized,
+            first_new,
         }
     }
 
@@ -207,9 +227,11 @@ impl Blocks {
             while be < e && key[ord[be] as usize] == kk {
                 be += 1;
             }
+            // first position of a new record in the block (members are in index order)
+            let nb = bs + ord[bs..be].partition_point(|&i| i < self.first_new);
             for a in bs..be {
                 let i = ord[a] as usize;
-                for &jj in &ord[a + 1..be] {
+                for &jj in &ord[(a + 1).max(nb)..be] {
                     let j = jj as usize;
                     let mut mask = 0u32;
                     let mut earlier = false;

@@ -35,7 +35,7 @@ pub mod synth;
 
 pub use blocking::BlockingRule;
 pub use evaluate::{Evaluation, evaluate};
-pub use link::{LinkConfig, LinkResult, LinkStats, PairKind, ScoredPair, link};
+pub use link::{LinkConfig, LinkResult, LinkStats, PairKind, ScoredPair, link, link_incremental};
 pub use model::ModelParams;
 pub use record::{Date, LinkRecord, Sex};
 

@@ -253,6 +253,41 @@ fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
 
 /// Link records into persons.
 pub fn link(records: &[LinkRecord], cfg: &LinkConfig) -> Result<LinkResult, LinkError> {
+    link_impl(records, cfg, 0, &[])
+}
+
+/// Link new records to each other and to known records whose persons are settled.
+///
+/// `records[..known.len()]` are the known records and `known[i]` the person (any
+/// number) record `i` belongs to; the rest are new. Known records keep their persons:
+/// only pairs with at least one new record are compared, estimated and decided, and
+/// clustering starts from the known persons. A new record that links to two known
+/// persons joins them, under the same guard as any merge (the caller decides whether to
+/// apply such a merge; `trent ingest` sends it to review). The model is estimated on the
+/// pairs that involve a new record (λ over those pairs), `u` on random pairs of all
+/// records. The cost grows with the new records and their blocks, not with everything
+/// linked before: an ingest batch links in time proportional to the batch.
+pub fn link_incremental(
+    records: &[LinkRecord],
+    known: &[u32],
+    cfg: &LinkConfig,
+) -> Result<LinkResult, LinkError> {
+    if known.len() > records.len() {
+        return Err(LinkError::Config(format!(
+            "{} known persons for {} records",
+            known.len(),
+            records.len()
+        )));
+    }
+    link_impl(records, cfg, known.len() as u32, known)
+}
+
+fn link_impl(
+    records: &[LinkRecord],
+    cfg: &LinkConfig,
+    first_new: u32,
+    known: &[u32],
+) -> Result<LinkResult, LinkError> {
     check(records, cfg)?;
     let mut stats = LinkStats {
         records: records.len(),
@@ -270,7 +305,7 @@ pub fn link(records: &[LinkRecord], cfg: &LinkConfig) -> Result<LinkResult, Link
     lap("prepare", &mut stats);
 
     let nr = cfg.rules.len();
-    let blocks = Blocks::build(&p, &cfg.rules, cfg.max_block_size, 200_000);
+    let blocks = Blocks::build_incremental(&p, &cfg.rules, cfg.max_block_size, 200_000, first_new);
     stats.blocking.oversized_blocks = blocks.oversized.clone();
     lap("block", &mut stats);
 
@@ -338,7 +373,7 @@ pub fn link(records: &[LinkRecord], cfg: &LinkConfig) -> Result<LinkResult, Link
     let u = model::estimate_u(&p, cfg.u_sample_pairs, cfg.seed, cfg.threads);
     lap("u", &mut stats);
 
-    let params = estimate_m_lambda(&p, &cfg.rules, &by_rule, u, cfg);
+    let params = estimate_m_lambda(&p, &cfg.rules, &by_rule, u, cfg, first_new as usize);
     lap("em", &mut stats);
 
     // pass 2: score and decide
@@ -411,6 +446,21 @@ pub fn link(records: &[LinkRecord], cfg: &LinkConfig) -> Result<LinkResult, Link
             x = g;
         }
         x
+    }
+    // known persons are clusters already
+    {
+        let mut root_of: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+        for (i, &person) in known.iter().enumerate() {
+            let i = i as u32;
+            let root = *root_of.entry(person).or_insert(i);
+            if root != i {
+                parent[i as usize] = root;
+                size[root as usize] += 1;
+                if nhs[root as usize] == 0 {
+                    nhs[root as usize] = nhs[i as usize];
+                }
+            }
+        }
     }
     let mut accepted = Vec::with_capacity(links.len());
     for mut s in links {
@@ -502,6 +552,7 @@ fn estimate_m_lambda(
     by_rule: &[Vec<u64>],
     u: Vec<Vec<f64>>,
     cfg: &LinkConfig,
+    first_new: usize,
 ) -> ModelParams {
     let m0 = model::initial_m();
     let mut sum: Vec<Vec<f64>> = m0.iter().map(|v| vec![0.0; v.len()]).collect();
@@ -558,7 +609,9 @@ fn estimate_m_lambda(
         })
         .collect();
     let n = p.len() as f64;
-    let all_pairs = (n * (n - 1.0) / 2.0).max(1.0);
+    // the pairs the candidates were drawn from: all, or those with a new record
+    let k = first_new as f64;
+    let all_pairs = (n * (n - 1.0) / 2.0 - k * (k - 1.0) / 2.0).max(1.0);
     let share_present = |present: usize| (present as f64 / n.max(1.0)).powi(2);
     let estimate = |rule: BlockingRule, field: usize, present: usize| {
         let r = rules.iter().position(|x| *x == rule)?;

@@ -406,3 +406,60 @@ fn empty_and_tiny_inputs_work() {
     assert_eq!(res.person_keys.len(), 1);
     assert!(res.person_keys[0].starts_with('P'));
 }
+
+/// Linking in two batches — the second against the settled persons of the first — finds
+/// the same people as linking everything at once, and never compares two known records.
+#[test]
+fn incremental_linkage_matches_linking_all_at_once() {
+    let (records, truth) = background(20_000, 5);
+    let cfg = LinkConfig {
+        threads: 2,
+        ..small_cfg()
+    };
+    let all = link(&records, &cfg).unwrap();
+    let e_all = evaluate(&all.person_keys, &truth).unwrap();
+    // first batch: two thirds of the records, linked on their own
+    let cut = records.len() * 2 / 3;
+    let first = link(&records[..cut], &cfg).unwrap();
+    let mut number = std::collections::HashMap::new();
+    let known: Vec<u32> = first
+        .person_keys
+        .iter()
+        .map(|k| {
+            let n = number.len() as u32;
+            *number.entry(k.clone()).or_insert(n)
+        })
+        .collect();
+    let inc = trent_link::link_incremental(&records, &known, &cfg).unwrap();
+    assert_eq!(inc.person_keys.len(), records.len());
+    for s in inc.links.iter().chain(&inc.review) {
+        assert!(
+            s.b as usize >= cut,
+            "a pair of two known records was compared"
+        );
+    }
+    assert!(inc.stats.candidate_pairs < all.stats.candidate_pairs);
+    // known persons stay together and apart as the first batch left them, unless a new
+    // record joined two of them
+    for i in 0..cut {
+        for j in [i + 1, i + 7, i + 101] {
+            if j < cut && known[i] == known[j] {
+                assert_eq!(inc.person_keys[i], inc.person_keys[j]);
+            }
+        }
+    }
+    let e_inc = evaluate(&inc.person_keys, &truth).unwrap();
+    assert!(
+        e_inc.f1 > e_all.f1 - 0.005,
+        "incremental F1 {:.4} vs all at once {:.4}",
+        e_inc.f1,
+        e_all.f1
+    );
+    assert!(e_inc.precision > 0.99, "precision {:.4}", e_inc.precision);
+    // no known records: the same as `link`
+    let none = trent_link::link_incremental(&records, &[], &cfg).unwrap();
+    assert_eq!(none.person_keys, all.person_keys);
+    assert_eq!(none.params, all.params);
+    // more known persons than records is a configuration error
+    assert!(trent_link::link_incremental(&records[..3], &[0, 1, 2, 3], &cfg).is_err());
+}
