@@ -860,6 +860,67 @@ pub fn population(
     out
 }
 
+/// For a peer engine: every person-dimension number (`__dim`, as [`PDIM_SQL`] numbers
+/// them) with each place it rolls up to — `level` (index into [`crate::rollup::LEVELS`]), place code —
+/// and each stored breakdown (`bd` index into [`crate::rollup::STORED_BREAKDOWNS`], `bv` its value: IMD
+/// quintile 0-4, ethnic group 0-5), and sex (0 F, 1 M): what [`crate::rollup::Rollup::add_interned`]
+/// computes from a unit's practice, district, decile and ethnicity.
+pub const MEMBERS_SQL: &str = "CREATE TEMP TABLE __member AS \
+WITH d AS (SELECT DISTINCT __dim, practice_code, district, imd_decile, sex, ethnicity FROM (SELECT practice_code, district, imd_decile, sex, ethnicity, CAST(dense_rank() OVER (ORDER BY practice_code, district, imd_decile, sex, ethnicity) AS INT) AS __dim FROM person) x), \
+ch AS (SELECT o1.org_code AS practice, o1.parent_code AS hub, o2.parent_code AS loc, o3.parent_code AS ccg, o4.parent_code AS du FROM organisation o1 LEFT JOIN organisation o2 ON o2.org_code = o1.parent_code LEFT JOIN organisation o3 ON o3.org_code = o2.parent_code LEFT JOIN organisation o4 ON o4.org_code = o3.parent_code WHERE o1.org_type = 'practice'), \
+dla AS (SELECT org_code AS district, parent_code AS la FROM organisation WHERE org_type = 'district'), \
+b AS (SELECT d.__dim, CASE WHEN d.sex = 'M' THEN 1 ELSE 0 END AS sex, \
+CASE WHEN d.imd_decile <= 2 THEN 0 WHEN d.imd_decile <= 4 THEN 1 WHEN d.imd_decile <= 6 THEN 2 WHEN d.imd_decile <= 8 THEN 3 ELSE 4 END AS q, \
+CASE WHEN substr(d.ethnicity, 1, 1) IN ('A', 'B', 'C') THEN 0 WHEN substr(d.ethnicity, 1, 1) IN ('D', 'E', 'F', 'G') THEN 1 WHEN substr(d.ethnicity, 1, 1) IN ('H', 'J', 'K', 'L') THEN 2 WHEN substr(d.ethnicity, 1, 1) IN ('M', 'N', 'P') THEN 3 WHEN substr(d.ethnicity, 1, 1) IN ('R', 'S') THEN 4 ELSE 5 END AS eth, \
+ch.hub, ch.loc, ch.ccg, ch.du, d.practice_code, COALESCE(dla.la, d.district) AS la, d.district, concat('IMD', CAST(d.imd_decile AS VARCHAR)) AS dec \
+FROM d LEFT JOIN ch ON ch.practice = d.practice_code LEFT JOIN dla ON dla.district = d.district), \
+lv AS (SELECT __dim, sex, q, eth, 0 AS level, 'STP' AS place FROM b UNION ALL SELECT __dim, sex, q, eth, 1, du FROM b UNION ALL SELECT __dim, sex, q, eth, 2, ccg FROM b UNION ALL SELECT __dim, sex, q, eth, 3, loc FROM b UNION ALL SELECT __dim, sex, q, eth, 4, hub FROM b UNION ALL SELECT __dim, sex, q, eth, 5, practice_code FROM b UNION ALL SELECT __dim, sex, q, eth, 6, la FROM b UNION ALL SELECT __dim, sex, q, eth, 7, district FROM b UNION ALL SELECT __dim, sex, q, eth, 8, dec FROM b) \
+SELECT __dim, sex, level, place, 0 AS bd, 0 AS bv FROM lv UNION ALL SELECT __dim, sex, level, place, 1, q FROM lv UNION ALL SELECT __dim, sex, level, place, 2, eth FROM lv";
+
+/// For a peer engine: the roll-up of an indicator's fine groups (materialised as
+/// `__fine`: `__p, __dim, __ag, n, num, num2, den[, __prov]`) to every place, period,
+/// stored breakdown, sex and age group — the work [`crate::rollup::Rollup`] does in
+/// trent — including the rolling 12-month windows.
+pub fn rollup_sql(ind: &Indicator) -> String {
+    let r = crate::run::new_rollup(ind);
+    let list = |v: &[u8]| {
+        if v.is_empty() {
+            "-1".to_string()
+        } else {
+            v.iter().map(u8::to_string).collect::<Vec<_>>().join(", ")
+        }
+    };
+    let levels: Vec<u8> = if r.residence {
+        (0..=8).collect()
+    } else {
+        vec![0]
+    };
+    let (off_join, period) = if r.rolling {
+        (
+            " CROSS JOIN (VALUES (0), (1), (2), (3), (4), (5), (6), (7), (8), (9), (10), (11)) AS o(m)",
+            "f.__p + o.m",
+        )
+    } else {
+        ("", "f.__p")
+    };
+    let bds: Vec<u8> = r.breakdowns.iter().copied().filter(|&b| b != 0).collect();
+    let sums = "SUM(f.n) AS n, SUM(f.num) AS num, SUM(f.num2) AS num2, SUM(f.den) AS den";
+    let mut sql = format!(
+        "SELECT m.level, m.place, {period} AS period, m.bd, m.bv, m.sex, f.__ag, {sums} FROM __fine f JOIN __member m ON f.__dim = m.__dim{off_join} WHERE m.level IN ({}) AND (m.bd = 0 OR (m.level IN ({}) AND m.bd IN ({}))) GROUP BY 1, 2, 3, 4, 5, 6, 7",
+        list(&levels),
+        list(&r.breakdown_levels),
+        list(&bds)
+    );
+    if r.provider {
+        sql.push_str(&format!(
+            " UNION ALL SELECT 9 AS level, CAST(f.__prov AS VARCHAR) AS place, {period} AS period, m.bd, m.bv, m.sex, f.__ag, {sums} FROM __fine f JOIN __member m ON f.__dim = m.__dim AND m.level = 0{off_join} WHERE f.__prov IS NOT NULL AND (m.bd = 0 OR ({} AND m.bd IN ({}))) GROUP BY 1, 2, 3, 4, 5, 6, 7",
+            if r.breakdown_levels.contains(&9) { "TRUE" } else { "FALSE" },
+            list(&bds)
+        ));
+    }
+    sql
+}
+
 /// The SQL statements that select every indicator's units and count its population, for
 /// running the same work in another SQL engine (the DuckDB benchmark in bench/peers).
 /// Period tables are created from VALUES; units with requirements are materialised as
@@ -893,6 +954,7 @@ pub fn dump_sql(inds: &[Indicator], start: i32, end: i32) -> Vec<(String, String
         ));
     }
     out.push(("person-dims".into(), PDIM_SQL.into()));
+    out.push(("rollup-members".into(), MEMBERS_SQL.into()));
     let mut pops: Vec<(Grain, Population)> = vec![];
     for ind in inds {
         if ind.def.units.is_none() {
@@ -907,6 +969,7 @@ pub fn dump_sql(inds: &[Indicator], start: i32, end: i32) -> Vec<(String, String
             ));
         }
         out.push((ind.def.id.clone(), s2));
+        out.push((format!("{}-rollup", ind.def.id), rollup_sql(ind)));
         if let Some(h) = crate::run::health_indicator(ind) {
             let (h1, h2) = units_sql(&h, h.def.grain, start, end, &per);
             if let Some(h1) = h1 {
@@ -916,6 +979,7 @@ pub fn dump_sql(inds: &[Indicator], start: i32, end: i32) -> Vec<(String, String
                 ));
             }
             out.push((format!("{}-health", ind.def.id), h2));
+            out.push((format!("{}-health-rollup", ind.def.id), rollup_sql(&h)));
         }
         if let Some(p) = &ind.population
             && !pops.iter().any(|(g, q)| *g == ind.def.grain && q == p)

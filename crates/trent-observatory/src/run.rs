@@ -88,7 +88,8 @@ pub async fn places(ctx: &datafusion::prelude::SessionContext) -> Result<Places,
     Ok(places)
 }
 
-fn new_rollup(ind: &Indicator) -> Rollup {
+/// An empty roll-up with an indicator's levels, breakdowns and windows.
+pub fn new_rollup(ind: &Indicator) -> Rollup {
     let levels: Vec<u8> = ind
         .def
         .breakdown_levels
@@ -162,7 +163,11 @@ impl State<'_> {
         } else {
             engine::units(&self.c, ind, &mut self.places, &mut r).await?;
         }
-        Ok(r.finish())
+        let out = r.finish();
+        if std::env::var_os("TRENT_TRACE").is_some() {
+            eprintln!("  {}: rolled up to {} keys", ind.def.id, out.len());
+        }
+        Ok(out)
     }
 
     fn population(

@@ -335,3 +335,122 @@ async fn imports_and_bad_definitions_are_reported_by_file_line_and_field() {
         rep.def_errors
     );
 }
+
+/// The roll-up SQL `--dump-sql` gives a peer engine (the DuckDB benchmark) computes what
+/// trent's own roll-up computes: run here through DataFusion on a small lake, every
+/// (level, place, period, breakdown, sex, age group) cell of every indicator equals the
+/// one [`trent_observatory::rollup::Rollup`] holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dumped_rollup_sql_equals_trents_rollup() {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{DataType, Float64Type, Int64Type};
+    use std::collections::HashMap;
+    use trent_observatory::engine::{self, Ctx};
+    let lake = Lake::open(lake().path()).unwrap();
+    let (inds, _) = trent_observatory::load(None);
+    let ctx = lake.session().await.unwrap();
+    let start = time::parse(&lake.catalog.span_start).unwrap();
+    let end = time::parse(&lake.catalog.span_end).unwrap() + 1;
+    let stmts = engine::dump_sql(&inds, start, end);
+    let sql_ctx = lake.session().await.unwrap();
+    let mut places = trent_observatory::run::places(&ctx).await.unwrap();
+    engine::people(&ctx, &mut places).await.unwrap();
+    let c = Ctx {
+        dims: engine::register_dims(&ctx).await.unwrap(),
+        ctx,
+        start,
+        end,
+    };
+    let i64s = |b: &arrow::array::RecordBatch, i: usize| {
+        arrow::compute::cast(b.column(i), &DataType::Int64).unwrap()
+    };
+    let mut checked = 0;
+    for (k, (name, sql)) in stmts.iter().enumerate() {
+        let sql = sql.replace("CREATE TEMP TABLE", "CREATE TABLE");
+        if sql.starts_with("CREATE") {
+            sql_ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+            continue;
+        }
+        if stmts
+            .get(k + 1)
+            .is_some_and(|(n, _)| *n == format!("{name}-rollup"))
+        {
+            let _ = sql_ctx.deregister_table("__fine");
+            sql_ctx
+                .sql(&format!("CREATE TABLE __fine AS {sql}"))
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
+            continue;
+        }
+        let Some(id) = name.strip_suffix("-rollup") else {
+            continue;
+        };
+        if id.ends_with("-health") {
+            continue; // the HLE health question: the same roll-up over other units
+        }
+        let ind = inds.iter().find(|i| i.def.id == id).unwrap();
+        let mut r = trent_observatory::run::new_rollup(ind);
+        engine::units(&c, ind, &mut places, &mut r).await.unwrap();
+        let want = r.finish();
+        let mut got: HashMap<(u8, String, i64, u8, u8), [[f64; 20]; 2]> = HashMap::new();
+        for b in sql_ctx.sql(&sql).await.unwrap().collect().await.unwrap() {
+            let (lv, per, bd, bv, sex, ag) = (
+                i64s(&b, 0),
+                i64s(&b, 2),
+                i64s(&b, 3),
+                i64s(&b, 4),
+                i64s(&b, 5),
+                i64s(&b, 6),
+            );
+            let place = arrow::compute::cast(b.column(1), &DataType::Utf8).unwrap();
+            let place = place.as_string::<i32>();
+            let n = b.column(7).as_primitive::<Float64Type>();
+            let p = |a: &arrow::array::ArrayRef, i| a.as_primitive::<Int64Type>().value(i);
+            for i in 0..b.num_rows() {
+                assert!(!place.is_null(i), "{id}: a roll-up row without a place");
+                let e = got
+                    .entry((
+                        p(&lv, i) as u8,
+                        place.value(i).to_string(),
+                        p(&per, i),
+                        p(&bd, i) as u8,
+                        p(&bv, i) as u8,
+                    ))
+                    .or_insert([[0.0; 20]; 2]);
+                e[p(&sex, i) as usize][(p(&ag, i) as usize).min(19)] += n.value(i);
+            }
+        }
+        assert_eq!(got.len(), want.len(), "{id}: roll-up keys");
+        for (key, agg) in &want {
+            let code = if key.level == 0 {
+                "STP".to_string()
+            } else {
+                places.codes[key.place as usize].clone()
+            };
+            let g = got
+                .get(&(
+                    key.level,
+                    code.clone(),
+                    key.period,
+                    key.breakdown,
+                    key.value,
+                ))
+                .unwrap_or_else(|| panic!("{id}: no SQL cell for {key:?} ({code})"));
+            for s in 0..2 {
+                for a in 0..20 {
+                    assert!(close(g[s][a], agg[s][a].n), "{id} {key:?} sex {s} age {a}");
+                }
+            }
+        }
+        checked += 1;
+    }
+    let expected = stmts
+        .iter()
+        .filter(|(n, _)| n.ends_with("-rollup") && !n.ends_with("-health-rollup"))
+        .count();
+    assert!(expected >= 35, "{expected} roll-up statements");
+    assert_eq!(checked, expected);
+}
