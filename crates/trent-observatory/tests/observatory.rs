@@ -336,6 +336,9 @@ async fn imports_and_bad_definitions_are_reported_by_file_line_and_field() {
     );
 }
 
+/// (level, place code, period, breakdown, breakdown value) of a roll-up cell.
+type CellKey = (u8, String, i64, u8, u8);
+
 /// The roll-up SQL `--dump-sql` gives a peer engine (the DuckDB benchmark) computes what
 /// trent's own roll-up computes: run here through DataFusion on a small lake, every
 /// (level, place, period, breakdown, sex, age group) cell of every indicator equals the
@@ -395,7 +398,7 @@ async fn dumped_rollup_sql_equals_trents_rollup() {
         let mut r = trent_observatory::run::new_rollup(ind);
         engine::units(&c, ind, &mut places, &mut r).await.unwrap();
         let want = r.finish();
-        let mut got: HashMap<(u8, String, i64, u8, u8), [[f64; 20]; 2]> = HashMap::new();
+        let mut got: HashMap<CellKey, [[f64; 20]; 2]> = HashMap::new();
         for b in sql_ctx.sql(&sql).await.unwrap().collect().await.unwrap() {
             let (lv, per, bd, bv, sex, ag) = (
                 i64s(&b, 0),
