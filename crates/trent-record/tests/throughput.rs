@@ -10,7 +10,7 @@ use common::*;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
+#[ignore = "a measurement, not a test: speed targets are checked by bench/record.py (docs/benchmarks.md)"]
 async fn reads_and_bundles_in_process() {
     let h = Harness::sqlite().await;
     let gp = h.login("gp1").await;
