@@ -1372,9 +1372,6 @@ fn link_new(
     };
     for p in &res.review {
         let (a, b) = (p.a as usize, p.b as usize);
-        if a < nk && b < nk {
-            continue; // both known: not compared again (see link_incremental)
-        }
         // two different valid NHS numbers are two people (a person with two numbers is
         // for the national Spine to resolve, not for probabilistic linkage)
         if let (Some(x), Some(y)) = (valid_nhs(&records[a]), valid_nhs(&records[b]))

@@ -554,6 +554,7 @@ impl VaultState {
 }
 
 /// Read the raw quarantine rows of a vault (for `trent quarantine --raw`).
+///
 /// Every batch's part file, in batch order (`part-00000.parquet` is the single file
 /// vaults written before per-batch parts had; it sorts first and holds earlier batches).
 pub fn read_quarantine_raw(vault: &Path) -> Result<Vec<RawRejection>, IngestError> {

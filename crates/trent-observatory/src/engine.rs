@@ -864,7 +864,9 @@ pub fn population(
 /// them) with each place it rolls up to — `level` (index into [`crate::rollup::LEVELS`]), place code —
 /// and each stored breakdown (`bd` index into [`crate::rollup::STORED_BREAKDOWNS`], `bv` its value: IMD
 /// quintile 0-4, ethnic group 0-5), and sex (0 F, 1 M): what [`crate::rollup::Rollup::add_interned`]
-/// computes from a unit's practice, district, decile and ethnicity.
+/// computes from a unit's practice, district, decile and ethnicity. The quintile and
+/// ethnic-group rules are spelled again here as SQL (`trent_model::codes::ethnic_group`);
+/// the test `dumped_rollup_sql_equals_trents_rollup` fails if the two drift apart.
 pub const MEMBERS_SQL: &str = "CREATE TEMP TABLE __member AS \
 WITH d AS (SELECT DISTINCT __dim, practice_code, district, imd_decile, sex, ethnicity FROM (SELECT practice_code, district, imd_decile, sex, ethnicity, CAST(dense_rank() OVER (ORDER BY practice_code, district, imd_decile, sex, ethnicity) AS INT) AS __dim FROM person) x), \
 ch AS (SELECT o1.org_code AS practice, o1.parent_code AS hub, o2.parent_code AS loc, o3.parent_code AS ccg, o4.parent_code AS du FROM organisation o1 LEFT JOIN organisation o2 ON o2.org_code = o1.parent_code LEFT JOIN organisation o3 ON o3.org_code = o2.parent_code LEFT JOIN organisation o4 ON o4.org_code = o3.parent_code WHERE o1.org_type = 'practice'), \
@@ -921,8 +923,10 @@ pub fn rollup_sql(ind: &Indicator) -> String {
     sql
 }
 
-/// The SQL statements that select every indicator's units and count its population, for
-/// running the same work in another SQL engine (the DuckDB benchmark in bench/peers).
+/// The SQL statements that select every indicator's units into fine groups, roll them up
+/// to every place ([`MEMBERS_SQL`], [`rollup_sql`]: the roll-up reads the fine groups a
+/// peer keeps as `__fine`) and count its population, for running the same work in another
+/// SQL engine (the DuckDB benchmark in bench/peers).
 /// Period tables are created from VALUES; units with requirements are materialised as
 /// temporary tables, as the fast path does. Dates are day numbers via `CAST(… AS INT)`,
 /// DataFusion's spelling; a peer translates that one idiom.
