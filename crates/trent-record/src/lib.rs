@@ -28,6 +28,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod cache;
 pub mod cli;
 pub mod http;
 pub mod index;

@@ -233,14 +233,108 @@ impl<'a> Decider<'a> {
 
     /// Stores the decisions made so far in the audit (reads and denials change nothing
     /// else); returns only once they are committed.
+    ///
+    /// Group commit: the decisions join a queue; whoever next holds the audit writer
+    /// chains *every* queued request's entries and commits them in one transaction, then
+    /// answers each. Under load one commit (on PostgreSQL one fsync) serves all the reads
+    /// that arrived while the previous one was being written, instead of each read
+    /// waiting for its own in turn. The commit runs in a task of its own holding the
+    /// writer, so a request abandoned by its client cannot cut a commit off half-way and
+    /// leave the in-memory chain ahead of the stored one.
     pub(crate) async fn flush(&mut self) -> Result<(), FhirError> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let mut guard = self.store.writer().await?;
+        let (done, mut answer) = tokio::sync::oneshot::channel();
+        self.store
+            .audit_queue
+            .lock()
+            .expect("the audit queue lock is never held across a panic")
+            .push(QueuedAudit {
+                principal: self.ctx.principal.clone(),
+                purpose: self.ctx.purpose.clone(),
+                now: self.ctx.now,
+                decisions: std::mem::take(&mut self.pending),
+                done,
+            });
+        let guard = self.store.audit_writer.clone().lock_owned().await;
+        match answer.try_recv() {
+            // an earlier holder committed ours with its group
+            Ok(r) => return r,
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {
+                tokio::spawn(group_commit(self.store.clone(), guard));
+            }
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                return Err(abandoned());
+            }
+        }
+        answer.await.map_err(|_| abandoned())?
+    }
+}
+
+fn abandoned() -> FhirError {
+    FhirError::new(500, "exception", "the audit commit was abandoned")
+}
+
+/// One request's decisions waiting in the audit queue, with who made them and why.
+#[derive(Debug)]
+pub(crate) struct QueuedAudit {
+    principal: Principal,
+    purpose: Purpose,
+    now: DateTime<Utc>,
+    decisions: Vec<PendingDecision>,
+    done: tokio::sync::oneshot::Sender<Result<(), FhirError>>,
+}
+
+/// Chains and commits every queued request's decisions in one transaction, then answers
+/// each request with the outcome (all stored, or none and the error).
+async fn group_commit(
+    store: Store,
+    mut guard: tokio::sync::OwnedMutexGuard<Option<AuditWriter>>,
+) {
+    let batch = std::mem::take(
+        &mut *store
+            .audit_queue
+            .lock()
+            .expect("the audit queue lock is never held across a panic"),
+    );
+    if batch.is_empty() {
+        return;
+    }
+    let result = async {
+        if guard.is_none() {
+            *guard = Some(AuditWriter::open(&store).await?);
+        }
         let w = guard.as_mut().expect("opened");
-        self.record_into(w)?;
-        w.flush(self.store).await.map_err(FhirError::from)
+        let mut chained = Ok(());
+        'chain: for q in &batch {
+            for (action, kind, subject, resource_id, decision) in &q.decisions {
+                let req = Request {
+                    principal: &q.principal,
+                    action: *action,
+                    kind: *kind,
+                    subject: subject.as_ref(),
+                    purpose: &q.purpose,
+                };
+                if let Err(e) = w.record(&req, resource_id.as_deref(), decision, q.now) {
+                    chained = Err(e);
+                    break 'chain;
+                }
+            }
+        }
+        match chained {
+            Ok(()) => w.flush(&store).await,
+            Err(e) => {
+                w.reload(&store).await?;
+                Err(e)
+            }
+        }
+    }
+    .await
+    .map_err(FhirError::from);
+    for q in batch {
+        // a request whose client went away no longer listens; its lines are stored anyway
+        let _ = q.done.send(result.clone());
     }
 }
 
@@ -419,13 +513,12 @@ impl Store {
             ));
         }
         let mut visible = Vec::with_capacity(found.len());
-        for r in found {
-            let person = person_of(&r);
+        for k in found {
             let dec = d
-                .decide(Action::Search, kind, person.as_deref(), None)
+                .decide(Action::Search, kind, k.person.as_deref(), None)
                 .await?;
             if dec.allow {
-                visible.push(r);
+                visible.push(k);
             }
         }
         let total = visible.len();
@@ -433,7 +526,8 @@ impl Store {
             .into_iter()
             .skip(req.offset)
             .take(req.count)
-            .collect();
+            .map(crate::store::SearchHit::into_resource)
+            .collect::<Result<_, _>>()?;
         let mut entries: Vec<Value> = page
             .iter()
             .map(|r| {
@@ -1175,8 +1269,10 @@ impl Store {
             .map(|p| format!("{}/{}", p.res_type, p.id))
             .collect();
         let mut plans = Vec::with_capacity(parsed.len());
-        // References found to exist (a bundle usually names one Patient many times).
-        let mut known: HashSet<String> = HashSet::new();
+        // References to resources outside the bundle, checked together once every entry is
+        // planned (a bundle of observations names a few hundred patients: one query per
+        // hundred, not one read each): (plan index, element, type, id).
+        let mut to_check: Vec<(usize, String, String, String)> = Vec::new();
         for (i, p) in parsed.into_iter().enumerate() {
             // A single-resource interaction names the element from the resource itself.
             let res_type = p.res_type.clone();
@@ -1276,19 +1372,10 @@ impl Store {
                     return Err(FhirError::new(422, "invalid", format!("reference {r:?}: this server holds no {t} resources (refer to organisations by identifier)")).at(at("")));
                 }
                 let key = format!("{t}/{id}");
-                if in_bundle.contains(&key) || known.contains(&key) {
+                if in_bundle.contains(&key) {
                     continue;
                 }
-                if self.get(t, id).await?.is_some_and(|s| !s.deleted) {
-                    known.insert(key);
-                } else {
-                    return Err(FhirError::new(
-                        422,
-                        "invalid",
-                        format!("reference {key} is to an unknown resource"),
-                    )
-                    .at(at("")));
-                }
+                to_check.push((plans.len(), at(""), t.to_string(), id.to_string()));
             }
             plans.push(Plan {
                 index: i,
@@ -1308,6 +1395,22 @@ impl Store {
                     delete: false,
                 },
             });
+        }
+        let keys: Vec<(String, String)> = to_check
+            .iter()
+            .map(|(_, _, t, id)| (t.clone(), id.clone()))
+            .collect();
+        let live = self.live_keys(&keys).await?;
+        if let Some((_, at, t, id)) = to_check
+            .into_iter()
+            .find(|(_, _, t, id)| !live.contains(&(t.clone(), id.clone())))
+        {
+            return Err(FhirError::new(
+                422,
+                "invalid",
+                format!("reference {t}/{id} is to an unknown resource"),
+            )
+            .at(at));
         }
         Ok(plans)
     }

@@ -14,7 +14,7 @@
 //! holder of the audit writer's lock (`crate::audit`), because the audit is a hash chain
 //! with one head. Reads run concurrently on the pool.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -105,6 +105,37 @@ pub(crate) fn corrupt(what: &'static str, detail: impl Into<String>) -> StoreErr
     }
 }
 
+/// Everything an access decision needs about one person (`$1`), in one statement: the
+/// registration, care episodes (by start, then resource), caseload teams, carer grants
+/// (by grant id) and the national opt-out. All columns are text on both backends.
+const PERSON_FACTS_SQL: &str = "\
+SELECT '0registration' AS f, practice AS a, NULL AS b, NULL AS c, NULL AS d, '' AS o1, '' AS o2, '' AS o3 FROM registration WHERE person_id = $1 \
+UNION ALL SELECT '1care_link', kind, organisation, start_at, end_at, start_at, res_type, res_id FROM care_link WHERE person_id = $1 \
+UNION ALL SELECT '2caseload', team_id, NULL, NULL, NULL, team_id, '', '' FROM caseload WHERE person_id = $1 \
+UNION ALL SELECT '3carer_grant', carer, kinds, expires, revoked, grant_id, '', '' FROM carer_grant WHERE person_id = $1 \
+UNION ALL SELECT '4opt_out', registered_at, NULL, NULL, NULL, '', '', '' FROM opt_out WHERE person_id = $1 \
+ORDER BY f, o1, o2, o3";
+
+/// Checkpoints the SQLite write-ahead log every second, off the request path (PASSIVE:
+/// it copies what no reader still needs and never blocks readers or the writer), until
+/// the store is dropped.
+async fn checkpointer(pool: AnyPool, alive: std::sync::Weak<()>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if alive.strong_count() == 0 || pool.is_closed() {
+            return;
+        }
+        // A failure (the database busy or closing) is retried at the next tick; the
+        // automatic checkpoint remains as a backstop.
+        let _ = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_all(&pool)
+            .await;
+    }
+}
+
 /// The store's time format: RFC 3339 UTC with microseconds (fixed width, sorts as time).
 pub fn time_text(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
@@ -154,6 +185,61 @@ fn resource_of(row: &AnyRow) -> Result<StoredResource, StoreError> {
             .map_err(db("reading a resource"))?
             != 0,
         json: serde_json::from_str(&text).map_err(|e| corrupt("resource.json", e.to_string()))?,
+    })
+}
+
+/// A search match with its JSON not yet parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchHit {
+    /// FHIR id.
+    pub id: String,
+    /// The person it is about (the Patient itself for a Patient).
+    pub person: Option<String>,
+    res_type: String,
+    version: i64,
+    stored_person: Option<String>,
+    last_updated: String,
+    deleted: bool,
+    json: String,
+}
+
+impl SearchHit {
+    /// The resource, its JSON parsed.
+    pub fn into_resource(self) -> Result<StoredResource, StoreError> {
+        Ok(StoredResource {
+            json: serde_json::from_str(&self.json)
+                .map_err(|e| corrupt("resource.json", e.to_string()))?,
+            res_type: self.res_type,
+            id: self.id,
+            version: self.version,
+            person: self.stored_person,
+            last_updated: self.last_updated,
+            deleted: self.deleted,
+        })
+    }
+}
+
+fn hit_of(row: &AnyRow) -> Result<SearchHit, StoreError> {
+    let doing = "reading a resource";
+    let get = |c: &str| -> Result<String, StoreError> { row.try_get::<String, _>(c).map_err(db(doing)) };
+    let res_type = get("res_type")?;
+    let id = get("res_id")?;
+    let stored_person = row
+        .try_get::<Option<String>, _>("person_id")
+        .map_err(db(doing))?;
+    Ok(SearchHit {
+        person: if res_type == "Patient" {
+            Some(id.clone())
+        } else {
+            stored_person.clone()
+        },
+        version: row.try_get("version").map_err(db(doing))?,
+        last_updated: get("last_updated")?,
+        deleted: row.try_get::<i64, _>("deleted").map_err(db(doing))? != 0,
+        json: get("json")?,
+        res_type,
+        id,
+        stored_person,
     })
 }
 
@@ -283,8 +369,17 @@ fn like_escape(s: &str) -> String {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Held by every clone; the background checkpointer stops when the last one is dropped.
+    _alive: std::sync::Arc<()>,
     /// The audit chain's single writer (opened on first use).
     pub(crate) audit_writer: std::sync::Arc<tokio::sync::Mutex<Option<crate::audit::AuditWriter>>>,
+    /// Reads' and denials' decisions waiting for the next group commit of audit lines
+    /// (see `Decider::flush`).
+    pub(crate) audit_queue: std::sync::Arc<std::sync::Mutex<Vec<crate::service::QueuedAudit>>>,
+    /// Sessions (with their accounts) by token hash, for a second (see `crate::cache`).
+    sessions: std::sync::Arc<crate::cache::Cache<String, (Session, Option<Account>)>>,
+    /// Relationship facts by person, for a second (see `crate::cache`).
+    facts: std::sync::Arc<crate::cache::Cache<String, PersonFacts>>,
 }
 
 impl Store {
@@ -316,6 +411,12 @@ impl Store {
                         // (kill -9); only a power loss may undo the last commits (SQLite
                         // documentation, "PRAGMA synchronous").
                         sqlx::Executor::execute(&mut *conn, "PRAGMA synchronous=NORMAL").await?;
+                        // Checkpoints run in the background (see `checkpointer`), not inside
+                        // whichever commit crosses the threshold: a checkpoint syncs the
+                        // database file, and in a commit it would stall every request
+                        // waiting for the audit writer. The threshold stays as a backstop.
+                        sqlx::Executor::execute(&mut *conn, "PRAGMA wal_autocheckpoint=10000")
+                            .await?;
                     }
                     Ok(())
                 })
@@ -330,10 +431,18 @@ impl Store {
                 .await
                 .map_err(db("setting the SQLite journal mode"))?;
         }
+        let alive = std::sync::Arc::new(());
+        if backend == Backend::Sqlite {
+            tokio::spawn(checkpointer(pool.clone(), std::sync::Arc::downgrade(&alive)));
+        }
         let store = Store {
+            _alive: alive,
             pool,
             backend,
             audit_writer: Default::default(),
+            audit_queue: Default::default(),
+            sessions: Default::default(),
+            facts: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -454,6 +563,47 @@ impl Store {
         Ok(out)
     }
 
+    /// Which of these (type, id) are live resources (stored and not deleted): a few
+    /// keys-only queries, no resource read.
+    pub async fn live_keys(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<HashSet<(String, String)>, StoreError> {
+        let mut by_type: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for (t, id) in keys {
+            by_type.entry(t.as_str()).or_default().insert(id.as_str());
+        }
+        let mut out = HashSet::with_capacity(keys.len());
+        for (t, ids) in by_type {
+            let ids: Vec<&str> = ids.into_iter().collect();
+            for chunk in ids.chunks(200) {
+                let mut sql = String::from(
+                    "SELECT res_id FROM resource WHERE deleted = 0 AND res_type = $1 AND res_id IN (",
+                );
+                for i in 0..chunk.len() {
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("${}", i + 2));
+                }
+                sql.push(')');
+                let mut q = sqlx::query(&sql).bind(t);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                for row in q
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db("checking references"))?
+                {
+                    let id: String = row.try_get("res_id").map_err(db("checking references"))?;
+                    out.insert((t.to_string(), id));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// One version of a resource from its history.
     pub async fn get_version(
         &self,
@@ -546,13 +696,17 @@ impl Store {
     }
 
     /// Live resources of `res_type` matching every clause (AND; alternatives within a
-    /// clause OR), in id order, at most `limit`.
+    /// clause OR), in id order, at most `limit`, as unparsed hits.
+    ///
+    /// Why unparsed: a search is decided per person found and then paged, so most matches
+    /// may never be sent (a patient's 300 observations, `_count=20`); only the page's
+    /// JSON is parsed ([`SearchHit::into_resource`]).
     pub async fn search(
         &self,
         res_type: &str,
         clauses: &[Clause],
         limit: usize,
-    ) -> Result<Vec<StoredResource>, StoreError> {
+    ) -> Result<Vec<SearchHit>, StoreError> {
         let mut sql = Sql::default();
         sql.push("SELECT r.res_type, r.res_id, r.version, r.person_id, r.last_updated, r.deleted, r.json FROM resource r WHERE r.deleted = 0 AND r.res_type = ");
         let t = sql.arg(res_type);
@@ -571,7 +725,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await
             .map_err(db("searching"))?;
-        rows.iter().map(resource_of).collect()
+        rows.iter().map(hit_of).collect()
     }
 
     /// The targets of reference parameter `param` of the given resources: `(source id,
@@ -654,7 +808,7 @@ impl Store {
         // A resource written twice in one commit flushes first, so its second write sees
         // the first.
         let mut pending = Pending::default();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         for w in writes {
             let current = if seen.insert((w.res_type.as_str(), w.id.as_str())) {
                 Some(known.remove(&(w.res_type.clone(), w.id.clone())))
@@ -676,6 +830,8 @@ impl Store {
             crate::messaging::insert_inbox(&mut tx, m).await?;
         }
         tx.commit().await.map_err(db("committing"))?;
+        // a resource may carry a registration or care episode
+        self.facts.invalidate_all();
         Ok(outcomes)
     }
 
@@ -710,75 +866,91 @@ impl Store {
         person: &str,
         now: DateTime<Utc>,
     ) -> Result<PersonFacts, StoreError> {
-        let mut facts = PersonFacts::default();
-        let doing = "reading relationship facts";
-        if let Some(row) = sqlx::query("SELECT practice FROM registration WHERE person_id = $1")
-            .bind(person)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db(doing))?
-        {
-            let p: String = row.try_get("practice").map_err(db(doing))?;
-            facts.registered_practice =
-                Some(OdsCode::new(p).map_err(|e| corrupt("registration.practice", e.to_string()))?);
-        }
-        for row in sqlx::query("SELECT kind, organisation, start_at, end_at FROM care_link WHERE person_id = $1 ORDER BY start_at, res_type, res_id")
-            .bind(person)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db(doing))?
-        {
-            let kind: String = row.try_get("kind").map_err(db(doing))?;
-            let org: String = row.try_get("organisation").map_err(db(doing))?;
-            let start: String = row.try_get("start_at").map_err(db(doing))?;
-            let end: Option<String> = row.try_get("end_at").map_err(db(doing))?;
-            facts.episodes.push(CareEpisode {
-                kind: EpisodeKind::from_code(&kind).ok_or_else(|| corrupt("care_link.kind", kind.clone()))?,
-                organisation: OdsCode::new(org).map_err(|e| corrupt("care_link.organisation", e.to_string()))?,
-                start: parse_time("care_link.start_at", &start)?,
-                end: end.map(|e| parse_time("care_link.end_at", &e)).transpose()?,
-            });
-        }
-        for row in sqlx::query("SELECT team_id FROM caseload WHERE person_id = $1 ORDER BY team_id")
-            .bind(person)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db(doing))?
-        {
-            let t: String = row.try_get("team_id").map_err(db(doing))?;
-            facts
-                .caseload_teams
-                .push(TeamId::new(t).map_err(|e| corrupt("caseload.team_id", e.to_string()))?);
-        }
-        for row in sqlx::query("SELECT carer, kinds, expires, revoked FROM carer_grant WHERE person_id = $1 ORDER BY grant_id")
-            .bind(person)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db(doing))?
-        {
-            let carer: String = row.try_get("carer").map_err(db(doing))?;
-            let kinds: String = row.try_get("kinds").map_err(db(doing))?;
-            let expires: Option<String> = row.try_get("expires").map_err(db(doing))?;
-            let revoked: Option<String> = row.try_get("revoked").map_err(db(doing))?;
-            facts.carer_grants.push(CarerGrant {
-                carer: UserId::new(carer).map_err(|e| corrupt("carer_grant.carer", e.to_string()))?,
-                kinds: kinds
-                    .split(',')
-                    .filter(|k| !k.is_empty())
-                    .map(|k| ResourceKind::from_code(k).ok_or_else(|| corrupt("carer_grant.kinds", k.to_string())))
-                    .collect::<Result<_, _>>()?,
-                expires: expires.map(|e| parse_time("carer_grant.expires", &e)).transpose()?,
-                revoked: revoked.map(|e| parse_time("carer_grant.revoked", &e)).transpose()?,
-            });
-        }
-        facts.national_opt_out =
-            sqlx::query("SELECT registered_at FROM opt_out WHERE person_id = $1")
-                .bind(person)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db(doing))?
-                .is_some();
         let _ = now;
+        if let Some(f) = self.facts.get(&person.to_string()) {
+            return Ok(f);
+        }
+        let generation = self.facts.generation();
+        let facts = self.person_facts_uncached(person).await?;
+        self.facts.put(generation, person.to_string(), facts.clone());
+        Ok(facts)
+    }
+
+    async fn person_facts_uncached(&self, person: &str) -> Result<PersonFacts, StoreError> {
+        let doing = "reading relationship facts";
+        // One statement, not five: every access decision reads these, and each statement is
+        // a round trip (a thread hand-off on SQLite, a network one on PostgreSQL). Column
+        // `f` says which table a row comes from; `o1..o3` keep each table's documented order.
+        let rows = sqlx::query(PERSON_FACTS_SQL)
+            .bind(person)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db(doing))?;
+        let mut facts = PersonFacts::default();
+        for row in &rows {
+            let f: String = row.try_get("f").map_err(db(doing))?;
+            let opt = |c: &str| row.try_get::<Option<String>, _>(c).map_err(db(doing));
+            let req = |c: &str, what: &'static str| -> Result<String, StoreError> {
+                opt(c)?.ok_or_else(|| corrupt(what, "missing"))
+            };
+            match f.as_str() {
+                "0registration" => {
+                    let p = req("a", "registration.practice")?;
+                    facts.registered_practice = Some(
+                        OdsCode::new(p)
+                            .map_err(|e| corrupt("registration.practice", e.to_string()))?,
+                    );
+                }
+                "1care_link" => {
+                    let kind = req("a", "care_link.kind")?;
+                    let org = req("b", "care_link.organisation")?;
+                    let start = req("c", "care_link.start_at")?;
+                    let end = opt("d")?;
+                    facts.episodes.push(CareEpisode {
+                        kind: EpisodeKind::from_code(&kind)
+                            .ok_or_else(|| corrupt("care_link.kind", kind.clone()))?,
+                        organisation: OdsCode::new(org)
+                            .map_err(|e| corrupt("care_link.organisation", e.to_string()))?,
+                        start: parse_time("care_link.start_at", &start)?,
+                        end: end
+                            .map(|e| parse_time("care_link.end_at", &e))
+                            .transpose()?,
+                    });
+                }
+                "2caseload" => {
+                    let t = req("a", "caseload.team_id")?;
+                    facts.caseload_teams.push(
+                        TeamId::new(t).map_err(|e| corrupt("caseload.team_id", e.to_string()))?,
+                    );
+                }
+                "3carer_grant" => {
+                    let carer = req("a", "carer_grant.carer")?;
+                    let kinds = req("b", "carer_grant.kinds")?;
+                    let expires = opt("c")?;
+                    let revoked = opt("d")?;
+                    facts.carer_grants.push(CarerGrant {
+                        carer: UserId::new(carer)
+                            .map_err(|e| corrupt("carer_grant.carer", e.to_string()))?,
+                        kinds: kinds
+                            .split(',')
+                            .filter(|k| !k.is_empty())
+                            .map(|k| {
+                                ResourceKind::from_code(k)
+                                    .ok_or_else(|| corrupt("carer_grant.kinds", k.to_string()))
+                            })
+                            .collect::<Result<_, _>>()?,
+                        expires: expires
+                            .map(|e| parse_time("carer_grant.expires", &e))
+                            .transpose()?,
+                        revoked: revoked
+                            .map(|e| parse_time("carer_grant.revoked", &e))
+                            .transpose()?,
+                    });
+                }
+                "4opt_out" => facts.national_opt_out = true,
+                other => return Err(corrupt("relationship facts", other.to_string())),
+            }
+        }
         Ok(facts)
     }
 
@@ -800,6 +972,7 @@ impl Store {
             .execute(&self.pool)
             .await
             .map_err(db("updating a caseload"))?;
+        self.facts.invalidate_all();
         Ok(())
     }
 
@@ -820,6 +993,7 @@ impl Store {
         q.execute(&self.pool)
             .await
             .map_err(db("updating an opt-out"))?;
+        self.facts.invalidate_all();
         Ok(())
     }
 
@@ -846,6 +1020,7 @@ impl Store {
             .execute(&self.pool)
             .await
             .map_err(db("recording a carer grant"))?;
+        self.facts.invalidate_all();
         Ok(())
     }
 
@@ -867,7 +1042,7 @@ impl Store {
                 })
                 .collect::<Result<_, _>>()?;
         // person_facts reads the grants in the same (grant id) order.
-        let grants = self.person_facts(person, Utc::now()).await?.carer_grants;
+        let grants = self.person_facts_uncached(person).await?.carer_grants;
         if grants.len() != ids.len() {
             return Err(corrupt("carer_grant", "grants changed while being read"));
         }
@@ -900,6 +1075,7 @@ impl Store {
             .execute(&self.pool)
             .await
             .map_err(db("revoking a carer grant"))?;
+        self.facts.invalidate_all();
         Ok(r.rows_affected() > 0)
     }
 
@@ -929,6 +1105,7 @@ impl Store {
             .execute(&self.pool)
             .await
             .map_err(db("creating an account"))?;
+        self.sessions.invalidate_all();
         if r.rows_affected() == 0 {
             return Err(StoreError::Refused(format!(
                 "account {} already exists",
@@ -985,6 +1162,7 @@ impl Store {
             .execute(&self.pool)
             .await
             .map_err(db("updating an account"))?;
+        self.sessions.invalidate_all();
         Ok(r.rows_affected() > 0)
     }
 
@@ -996,6 +1174,7 @@ impl Store {
             .execute(&self.pool)
             .await
             .map_err(db("updating a password hash"))?;
+        self.sessions.invalidate_all();
         Ok(())
     }
 
@@ -1035,6 +1214,26 @@ impl Store {
         }))
     }
 
+    /// The session stored under a token hash and its account (`None` if the account no
+    /// longer exists), through the session cache (see `crate::cache`).
+    pub async fn session_with_account(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(Session, Option<Account>)>, StoreError> {
+        let key = token_hash.to_string();
+        if let Some(v) = self.sessions.get(&key) {
+            return Ok(Some(v));
+        }
+        let generation = self.sessions.generation();
+        let Some(session) = self.session(token_hash).await? else {
+            return Ok(None);
+        };
+        let account = self.account(session.user.as_str()).await?.map(|(a, _)| a);
+        self.sessions
+            .put(generation, key, (session.clone(), account.clone()));
+        Ok(Some((session, account)))
+    }
+
     /// Records a session's latest activity.
     pub async fn touch_session(
         &self,
@@ -1047,6 +1246,7 @@ impl Store {
             .execute(&self.pool)
             .await
             .map_err(db("updating a session"))?;
+        self.sessions.invalidate(&token_hash.to_string());
         Ok(())
     }
 
@@ -1057,6 +1257,7 @@ impl Store {
             .execute(&self.pool)
             .await
             .map_err(db("ending a session"))?;
+        self.sessions.invalidate(&token_hash.to_string());
         Ok(())
     }
 

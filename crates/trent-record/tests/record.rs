@@ -773,8 +773,23 @@ async fn sign_in_throttling_sessions_and_clients(h: &Harness) {
         h.get(&format!("/fhir/Patient/{}", h.a), &tok).await.status,
         200
     );
-    // Idle timeout (15 min), then the session is gone.
-    h.advance(Duration::minutes(16));
+    // Activity keeps a session alive past the idle timeout (last_seen is stored at most
+    // once a minute, so requests 10 minutes apart each move it) ...
+    for _ in 0..3 {
+        h.advance(Duration::minutes(10));
+        assert_eq!(
+            h.get(&format!("/fhir/Patient/{}", h.a), &tok).await.status,
+            200
+        );
+    }
+    // ... requests seconds apart need not write it, and the session still lasts ...
+    h.advance(Duration::seconds(20));
+    assert_eq!(
+        h.get(&format!("/fhir/Patient/{}", h.a), &tok).await.status,
+        200
+    );
+    // ... and 15 minutes of idleness (counted from the last stored activity at most) end it.
+    h.advance(Duration::minutes(15));
     let r = h.get(&format!("/fhir/Patient/{}", h.a), &tok).await;
     assert_eq!(r.status, 401);
     assert!(r.headers.contains_key("www-authenticate"));
