@@ -129,9 +129,13 @@ mod tests {
         let c: Cache<&str, i32> = Cache::default();
         let g = c.generation();
         c.put(g, "a", 1);
-        let e = &mut c.lock().entries;
-        let at = &mut e.get_mut(&"a").expect("stored").0;
-        *at = at.checked_sub(TTL).expect("the clock is past its first second");
+        {
+            let mut g = c.lock();
+            let at = &mut g.entries.get_mut(&"a").expect("stored").0;
+            *at = at
+                .checked_sub(TTL)
+                .expect("the clock is past its first second");
+        }
         assert_eq!(c.get(&"a"), None);
     }
 }

@@ -216,6 +216,28 @@ impl<'a> Decider<'a> {
         Ok(decision)
     }
 
+    /// Loads the relationship facts of many persons at once before deciding about each (a
+    /// bundle about hundreds of people). A failed load is left to [`Decider::decide`],
+    /// which loads that person alone and fails closed.
+    pub(crate) async fn prefetch<'p>(&mut self, persons: impl Iterator<Item = &'p str>) {
+        let mut wanted: Vec<&str> = persons
+            .filter(|p| !self.snapshots.contains_key(*p))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        if wanted.len() < 2 {
+            return;
+        }
+        if let Ok(mut found) = self.store.person_facts_many(&wanted).await {
+            for p in wanted {
+                if let (Ok(id), Some(f)) = (PersonId::new(p), found.remove(p)) {
+                    self.snapshots
+                        .insert(p.to_string(), PersonSnapshot::new(id, f));
+                }
+            }
+        }
+    }
+
     /// Chains the decisions made so far into the writer (not yet stored).
     fn record_into(&mut self, w: &mut AuditWriter) -> Result<(), FhirError> {
         for (action, kind, subject, resource_id, decision) in self.pending.drain(..) {
@@ -1014,6 +1036,12 @@ impl Store {
         let plans = self.plan(entries, mode, if_match, prefix).await?;
         // Decide every entry; audit every decision; refuse the whole transaction on any denial.
         let mut d = Decider::new(ctx, self);
+        d.prefetch(plans.iter().flat_map(|p| {
+            [p.write.extracted.person.as_deref(), p.old_person.as_deref()]
+                .into_iter()
+                .flatten()
+        }))
+        .await;
         let mut denial = None;
         for p in &plans {
             let kind = kind_of(&p.write.res_type).expect("planned types are supported");

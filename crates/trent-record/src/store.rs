@@ -105,16 +105,25 @@ pub(crate) fn corrupt(what: &'static str, detail: impl Into<String>) -> StoreErr
     }
 }
 
-/// Everything an access decision needs about one person (`$1`), in one statement: the
-/// registration, care episodes (by start, then resource), caseload teams, carer grants
-/// (by grant id) and the national opt-out. All columns are text on both backends.
-const PERSON_FACTS_SQL: &str = "\
-SELECT '0registration' AS f, practice AS a, NULL AS b, NULL AS c, NULL AS d, '' AS o1, '' AS o2, '' AS o3 FROM registration WHERE person_id = $1 \
-UNION ALL SELECT '1care_link', kind, organisation, start_at, end_at, start_at, res_type, res_id FROM care_link WHERE person_id = $1 \
-UNION ALL SELECT '2caseload', team_id, NULL, NULL, NULL, team_id, '', '' FROM caseload WHERE person_id = $1 \
-UNION ALL SELECT '3carer_grant', carer, kinds, expires, revoked, grant_id, '', '' FROM carer_grant WHERE person_id = $1 \
-UNION ALL SELECT '4opt_out', registered_at, NULL, NULL, NULL, '', '', '' FROM opt_out WHERE person_id = $1 \
-ORDER BY f, o1, o2, o3";
+/// Everything an access decision needs about `n` persons (`$1..$n`), in one statement:
+/// each person's registration, care episodes (by start, then resource), caseload teams,
+/// carer grants (by grant id) and national opt-out. Column `p` is the person, `f` the
+/// table a row comes from, `o1..o3` keep each table's order. All columns are text on both
+/// backends.
+fn person_facts_sql(n: usize) -> String {
+    let ids = (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT person_id AS p, '0registration' AS f, practice AS a, NULL AS b, NULL AS c, NULL AS d, '' AS o1, '' AS o2, '' AS o3 FROM registration WHERE person_id IN ({ids}) \
+UNION ALL SELECT person_id, '1care_link', kind, organisation, start_at, end_at, start_at, res_type, res_id FROM care_link WHERE person_id IN ({ids}) \
+UNION ALL SELECT person_id, '2caseload', team_id, NULL, NULL, NULL, team_id, '', '' FROM caseload WHERE person_id IN ({ids}) \
+UNION ALL SELECT person_id, '3carer_grant', carer, kinds, expires, revoked, grant_id, '', '' FROM carer_grant WHERE person_id IN ({ids}) \
+UNION ALL SELECT person_id, '4opt_out', registered_at, NULL, NULL, NULL, '', '', '' FROM opt_out WHERE person_id IN ({ids}) \
+ORDER BY p, f, o1, o2, o3"
+    )
+}
 
 /// Checkpoints the SQLite write-ahead log every second, off the request path (PASSIVE:
 /// it copies what no reader still needs and never blocks readers or the writer), until
@@ -877,17 +886,59 @@ impl Store {
     }
 
     async fn person_facts_uncached(&self, person: &str) -> Result<PersonFacts, StoreError> {
+        let mut all = self.person_facts_of(&[person]).await?;
+        Ok(all.remove(person).unwrap_or_default())
+    }
+
+    /// [`Store::person_facts`] for many persons at once (a bundle about a few hundred
+    /// people: one statement per 200 of them, not one each).
+    pub async fn person_facts_many(
+        &self,
+        persons: &[&str],
+    ) -> Result<HashMap<String, PersonFacts>, StoreError> {
+        let mut out = HashMap::with_capacity(persons.len());
+        let mut missing: Vec<&str> = Vec::new();
+        for p in persons {
+            match self.facts.get(&p.to_string()) {
+                Some(f) => {
+                    out.insert(p.to_string(), f);
+                }
+                None => missing.push(p),
+            }
+        }
+        missing.sort_unstable();
+        missing.dedup();
+        let generation = self.facts.generation();
+        for chunk in missing.chunks(200) {
+            let mut found = self.person_facts_of(chunk).await?;
+            for p in chunk {
+                let f = found.remove(*p).unwrap_or_default();
+                self.facts.put(generation, p.to_string(), f.clone());
+                out.insert(p.to_string(), f);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The facts of these persons from the database (persons with none are absent).
+    async fn person_facts_of(
+        &self,
+        persons: &[&str],
+    ) -> Result<HashMap<String, PersonFacts>, StoreError> {
         let doing = "reading relationship facts";
-        // One statement, not five: every access decision reads these, and each statement is
-        // a round trip (a thread hand-off on SQLite, a network one on PostgreSQL). Column
-        // `f` says which table a row comes from; `o1..o3` keep each table's documented order.
-        let rows = sqlx::query(PERSON_FACTS_SQL)
-            .bind(person)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db(doing))?;
-        let mut facts = PersonFacts::default();
+        // One statement, not five per person: every access decision reads these, and each
+        // statement is a round trip (a thread hand-off on SQLite, a network one on
+        // PostgreSQL).
+        let sql = person_facts_sql(persons.len());
+        let mut q = sqlx::query(&sql);
+        for p in persons {
+            q = q.bind(*p);
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(db(doing))?;
+        let mut all: HashMap<String, PersonFacts> = HashMap::new();
         for row in &rows {
+            let p: String = row.try_get("p").map_err(db(doing))?;
+            let facts = all.entry(p).or_default();
             let f: String = row.try_get("f").map_err(db(doing))?;
             let opt = |c: &str| row.try_get::<Option<String>, _>(c).map_err(db(doing));
             let req = |c: &str, what: &'static str| -> Result<String, StoreError> {
@@ -951,7 +1002,7 @@ impl Store {
                 other => return Err(corrupt("relationship facts", other.to_string())),
             }
         }
-        Ok(facts)
+        Ok(all)
     }
 
     /// Puts a person on (or takes them off) a team's caseload.

@@ -9,6 +9,7 @@ use chrono::Duration;
 use common::*;
 use serde_json::{Value, json};
 use trent_access::audit::ProblemKind;
+use trent_access::{PersonId, TeamId, UserId};
 
 fn obs(patient: &str, value: f64) -> Value {
     json!({
@@ -930,6 +931,47 @@ async fn loader_is_idempotent_and_audit_verifies(h: &Harness) {
     assert_eq!(h.store.schema_version().await.unwrap(), 2);
 }
 
+/// Sessions and relationship facts are cached for a second (crate::cache): a change made
+/// through the store takes effect on the very next request all the same.
+async fn changes_take_effect_at_once(h: &Harness) {
+    let b = h.b.clone();
+    let cm = h.login("cm1").await;
+    for _ in 0..3 {
+        assert_eq!(h.get(&format!("/fhir/Patient/{b}"), &cm).await.status, 200);
+    }
+    // taken off the team's caseload: refused at once
+    h.store
+        .set_caseload(
+            &PersonId::new(&b).unwrap(),
+            &TeamId::new("team-east").unwrap(),
+            false,
+        )
+        .await
+        .unwrap();
+    let r = h.get(&format!("/fhir/Patient/{b}"), &cm).await;
+    assert_eq!((r.status, reason(&r).as_str()), (403, "no-care-relationship"));
+    // back on it: allowed at once
+    h.store
+        .set_caseload(
+            &PersonId::new(&b).unwrap(),
+            &TeamId::new("team-east").unwrap(),
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(h.get(&format!("/fhir/Patient/{b}"), &cm).await.status, 200);
+    // the account disabled: its session stops working at once
+    h.store
+        .set_account_disabled(&UserId::new("cm1").unwrap(), true)
+        .await
+        .unwrap();
+    assert_eq!(h.get(&format!("/fhir/Patient/{b}"), &cm).await.status, 401);
+    h.store
+        .set_account_disabled(&UserId::new("cm1").unwrap(), false)
+        .await
+        .unwrap();
+}
+
 macro_rules! scenarios {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -965,6 +1007,7 @@ scenarios!(
     paging_include_and_everything,
     sign_in_throttling_sessions_and_clients,
     loader_is_idempotent_and_audit_verifies,
+    changes_take_effect_at_once,
 );
 
 /// The router served over a real loopback socket.
