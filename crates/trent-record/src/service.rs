@@ -310,10 +310,7 @@ pub(crate) struct QueuedAudit {
 
 /// Chains and commits every queued request's decisions in one transaction, then answers
 /// each request with the outcome (all stored, or none and the error).
-async fn group_commit(
-    store: Store,
-    mut guard: tokio::sync::OwnedMutexGuard<Option<AuditWriter>>,
-) {
+async fn group_commit(store: Store, mut guard: tokio::sync::OwnedMutexGuard<Option<AuditWriter>>) {
     let batch = std::mem::take(
         &mut *store
             .audit_queue
@@ -894,17 +891,21 @@ impl Store {
     }
 
     /// `POST /` with a transaction or batch Bundle; returns the response Bundle.
-    pub async fn bundle(&self, ctx: &Ctx, bundle: Value) -> Result<Value, FhirError> {
+    pub async fn bundle(&self, ctx: &Ctx, mut bundle: Value) -> Result<Value, FhirError> {
         if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
             return Err(
                 FhirError::new(400, "structure", "the body must be a Bundle")
                     .at("Bundle.resourceType"),
             );
         }
-        let ty = bundle.get("type").and_then(Value::as_str).unwrap_or("");
-        let entries = match bundle.get("entry") {
+        let ty = bundle
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let entries = match bundle.get_mut("entry").map(Value::take) {
             None => Vec::new(),
-            Some(Value::Array(a)) => a.clone(),
+            Some(Value::Array(a)) => a,
             Some(_) => {
                 return Err(
                     FhirError::new(400, "structure", "Bundle.entry must be an array")
@@ -912,7 +913,7 @@ impl Store {
                 );
             }
         };
-        match ty {
+        match ty.as_str() {
             "transaction" => {
                 let mut guard = self.writer().await?;
                 let w = guard.as_mut().expect("opened");
@@ -1069,9 +1070,10 @@ impl Store {
             w.flush(self).await?;
             return Err(e);
         }
-        let writes: Vec<Write> = plans.iter().map(|p| p.write.clone()).collect();
         let rows = w.take();
         let record = inbox.map(|f| f(&plans));
+        // the writes move out of the plans: a bundle's resources are not copied again
+        let writes: Vec<Write> = plans.into_iter().map(|p| p.write).collect();
         let outcomes: Vec<WriteOutcome> = match self
             .commit_with(&writes, &rows, ctx.now, record.as_ref())
             .await
@@ -1085,11 +1087,11 @@ impl Store {
                 return Err(e.into());
             }
         };
-        let mut results = Vec::with_capacity(plans.len());
-        for (p, o) in plans.iter().zip(outcomes) {
-            let mut body = p.write.json.clone();
-            crate::store::set_meta(&mut body, &p.write.id, o.version, &o.last_updated);
-            let status = if p.write.delete || (o.unchanged && mode == Mode::Load) {
+        let mut results = Vec::with_capacity(writes.len());
+        for (wr, o) in writes.into_iter().zip(outcomes) {
+            let mut body = wr.json;
+            crate::store::set_meta(&mut body, &wr.id, o.version, &o.last_updated);
+            let status = if wr.delete || (o.unchanged && mode == Mode::Load) {
                 204
             } else if o.created {
                 201
@@ -1098,8 +1100,8 @@ impl Store {
             };
             results.push(WriteResult {
                 status,
-                body: if p.write.delete { Value::Null } else { body },
-                location: format!("{}/{}/_history/{}", p.write.res_type, p.write.id, o.version),
+                body: if wr.delete { Value::Null } else { body },
+                location: format!("{}/{}/_history/{}", wr.res_type, wr.id, o.version),
                 version: o.version,
             });
         }

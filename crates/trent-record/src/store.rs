@@ -230,7 +230,8 @@ impl SearchHit {
 
 fn hit_of(row: &AnyRow) -> Result<SearchHit, StoreError> {
     let doing = "reading a resource";
-    let get = |c: &str| -> Result<String, StoreError> { row.try_get::<String, _>(c).map_err(db(doing)) };
+    let get =
+        |c: &str| -> Result<String, StoreError> { row.try_get::<String, _>(c).map_err(db(doing)) };
     let res_type = get("res_type")?;
     let id = get("res_id")?;
     let stored_person = row
@@ -442,7 +443,10 @@ impl Store {
         }
         let alive = std::sync::Arc::new(());
         if backend == Backend::Sqlite {
-            tokio::spawn(checkpointer(pool.clone(), std::sync::Arc::downgrade(&alive)));
+            tokio::spawn(checkpointer(
+                pool.clone(),
+                std::sync::Arc::downgrade(&alive),
+            ));
         }
         let store = Store {
             _alive: alive,
@@ -822,7 +826,7 @@ impl Store {
             let current = if seen.insert((w.res_type.as_str(), w.id.as_str())) {
                 Some(known.remove(&(w.res_type.clone(), w.id.clone())))
             } else {
-                pending.flush(&mut tx).await?;
+                pending.flush(&mut tx, self.backend).await?;
                 None // written earlier in this commit: read it back
             };
             outcomes.push(write_one(&mut tx, w, &now_text, &mut pending, current).await?);
@@ -834,7 +838,7 @@ impl Store {
                 Arg::S(a.line.clone()),
             ]);
         }
-        pending.flush(&mut tx).await?;
+        pending.flush(&mut tx, self.backend).await?;
         if let Some(m) = inbox {
             crate::messaging::insert_inbox(&mut tx, m).await?;
         }
@@ -862,7 +866,7 @@ impl Store {
                 Arg::S(a.line.clone()),
             ]);
         }
-        pending.flush(&mut tx).await?;
+        pending.flush(&mut tx, self.backend).await?;
         tx.commit().await.map_err(db("committing audit lines"))
     }
 
@@ -881,7 +885,8 @@ impl Store {
         }
         let generation = self.facts.generation();
         let facts = self.person_facts_uncached(person).await?;
-        self.facts.put(generation, person.to_string(), facts.clone());
+        self.facts
+            .put(generation, person.to_string(), facts.clone());
         Ok(facts)
     }
 
@@ -1824,9 +1829,19 @@ struct Pending {
     audit: Vec<Vec<Arg>>,
 }
 
-/// Most bound parameters in one statement. Small on purpose: sqlx-sqlite looks each
-/// `$n` up by name, so binding is quadratic in the parameters of a statement.
-const MAX_PARAMS: usize = 240;
+/// Most bound parameters in one multi-row insert.
+///
+/// On SQLite the inserts use anonymous `?` parameters: sqlx-sqlite asks SQLite for each
+/// parameter's name, and for named ones (`$n`) SQLite finds it by a linear scan, so binding
+/// a statement of `$n` parameters is quadratic (240 was the sweet spot); anonymous ones
+/// have no name to scan for, so statements can be large and few. PostgreSQL numbers its
+/// parameters (`$n`) and binds them in linear time; its limit is 65,535.
+fn max_params(backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite => 4_000,
+        Backend::Postgres => 4_000,
+    }
+}
 
 impl Pending {
     /// The index rows and relationship facts derived from a written resource.
@@ -1891,7 +1906,7 @@ impl Pending {
     }
 
     /// Sends every pending row (multi-row inserts, in chunks) and empties the buffers.
-    async fn flush(&mut self, tx: &mut Tx<'_>) -> Result<(), StoreError> {
+    async fn flush(&mut self, tx: &mut Tx<'_>, backend: Backend) -> Result<(), StoreError> {
         const RESOURCE: &str = "INSERT INTO resource (res_type, res_id, version, person_id, last_updated, json, deleted) VALUES";
         let tables: [(&str, &str, &str, &mut Vec<Vec<Arg>>); 9] = [
             (
@@ -1954,7 +1969,7 @@ impl Pending {
                 continue;
             };
             let cols = first.len();
-            let per = (MAX_PARAMS / cols).max(1);
+            let per = (max_params(backend) / cols).max(1);
             for chunk in rows.chunks(per) {
                 let mut sql =
                     String::with_capacity(head.len() + chunk.len() * cols * 5 + tail.len());
@@ -1966,9 +1981,13 @@ impl Pending {
                         if c > 0 {
                             sql.push_str(", ");
                         }
-                        n += 1;
-                        sql.push('$');
-                        sql.push_str(&n.to_string());
+                        if backend == Backend::Sqlite {
+                            sql.push('?');
+                        } else {
+                            n += 1;
+                            sql.push('$');
+                            sql.push_str(&n.to_string());
+                        }
                     }
                     if !constant.is_empty() {
                         sql.push_str(", ");

@@ -949,7 +949,10 @@ async fn changes_take_effect_at_once(h: &Harness) {
         .await
         .unwrap();
     let r = h.get(&format!("/fhir/Patient/{b}"), &cm).await;
-    assert_eq!((r.status, reason(&r).as_str()), (403, "no-care-relationship"));
+    assert_eq!(
+        (r.status, reason(&r).as_str()),
+        (403, "no-care-relationship")
+    );
     // back on it: allowed at once
     h.store
         .set_caseload(
