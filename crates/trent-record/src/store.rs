@@ -105,16 +105,21 @@ pub(crate) fn corrupt(what: &'static str, detail: impl Into<String>) -> StoreErr
     }
 }
 
+/// Numbered parameters `$a, …, $b-1` for an `IN (…)` list.
+fn placeholders(numbers: std::ops::Range<usize>) -> String {
+    numbers
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Everything an access decision needs about `n` persons (`$1..$n`), in one statement:
 /// each person's registration, care episodes (by start, then resource), caseload teams,
 /// carer grants (by grant id) and national opt-out. Column `p` is the person, `f` the
 /// table a row comes from, `o1..o3` keep each table's order. All columns are text on both
 /// backends.
 fn person_facts_sql(n: usize) -> String {
-    let ids = (1..=n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let ids = placeholders(1..n + 1);
     format!(
         "SELECT person_id AS p, '0registration' AS f, practice AS a, NULL AS b, NULL AS c, NULL AS d, '' AS o1, '' AS o2, '' AS o3 FROM registration WHERE person_id IN ({ids}) \
 UNION ALL SELECT person_id, '1care_link', kind, organisation, start_at, end_at, start_at, res_type, res_id FROM care_link WHERE person_id IN ({ids}) \
@@ -552,12 +557,7 @@ impl Store {
                 let mut sql = String::from(
                     "SELECT res_type, res_id, version, person_id, last_updated, deleted, json FROM resource WHERE res_type = $1 AND res_id IN (",
                 );
-                for i in 0..chunk.len() {
-                    if i > 0 {
-                        sql.push_str(", ");
-                    }
-                    sql.push_str(&format!("${}", i + 2));
-                }
+                sql.push_str(&placeholders(2..chunk.len() + 2));
                 sql.push(')');
                 let mut q = sqlx::query(&sql).bind(t);
                 for id in chunk {
@@ -593,12 +593,7 @@ impl Store {
                 let mut sql = String::from(
                     "SELECT res_id FROM resource WHERE deleted = 0 AND res_type = $1 AND res_id IN (",
                 );
-                for i in 0..chunk.len() {
-                    if i > 0 {
-                        sql.push_str(", ");
-                    }
-                    sql.push_str(&format!("${}", i + 2));
-                }
+                sql.push_str(&placeholders(2..chunk.len() + 2));
                 sql.push(')');
                 let mut q = sqlx::query(&sql).bind(t);
                 for id in chunk {
