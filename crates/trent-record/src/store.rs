@@ -547,31 +547,17 @@ impl Store {
         &self,
         keys: &[(String, String)],
     ) -> Result<HashMap<(String, String), StoredResource>, StoreError> {
-        let mut by_type: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for (t, id) in keys {
-            by_type.entry(t.as_str()).or_default().push(id.as_str());
-        }
-        let mut out = HashMap::with_capacity(keys.len());
-        for (t, ids) in by_type {
-            for chunk in ids.chunks(100) {
-                let mut sql = String::from(
-                    "SELECT res_type, res_id, version, person_id, last_updated, deleted, json FROM resource WHERE res_type = $1 AND res_id IN (",
-                );
-                sql.push_str(&placeholders(2..chunk.len() + 2));
-                sql.push(')');
-                let mut q = sqlx::query(&sql).bind(t);
-                for id in chunk {
-                    q = q.bind(*id);
-                }
-                for row in q
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(db("reading resources"))?
-                {
-                    let r = resource_of(&row)?;
-                    out.insert((r.res_type.clone(), r.id.clone()), r);
-                }
-            }
+        let rows = self
+            .rows_by_key(
+                "SELECT res_type, res_id, version, person_id, last_updated, deleted, json FROM resource WHERE res_type = $1 AND res_id IN (",
+                keys,
+                "reading resources",
+            )
+            .await?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let r = resource_of(row)?;
+            out.insert((r.res_type.clone(), r.id.clone()), r);
         }
         Ok(out)
     }
@@ -582,31 +568,45 @@ impl Store {
         &self,
         keys: &[(String, String)],
     ) -> Result<HashSet<(String, String)>, StoreError> {
+        let doing = "checking references";
+        let rows = self
+            .rows_by_key(
+                "SELECT res_type, res_id FROM resource WHERE deleted = 0 AND res_type = $1 AND res_id IN (",
+                keys,
+                doing,
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let t: String = row.try_get("res_type").map_err(db(doing))?;
+                let id: String = row.try_get("res_id").map_err(db(doing))?;
+                Ok((t, id))
+            })
+            .collect()
+    }
+
+    /// The rows of `select` (ending `res_type = $1 AND res_id IN (`) for these distinct
+    /// (type, id) keys: one query per type and 200 ids.
+    async fn rows_by_key(
+        &self,
+        select: &str,
+        keys: &[(String, String)],
+        doing: &'static str,
+    ) -> Result<Vec<AnyRow>, StoreError> {
         let mut by_type: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for (t, id) in keys {
             by_type.entry(t.as_str()).or_default().insert(id.as_str());
         }
-        let mut out = HashSet::with_capacity(keys.len());
+        let mut out = Vec::with_capacity(keys.len());
         for (t, ids) in by_type {
             let ids: Vec<&str> = ids.into_iter().collect();
             for chunk in ids.chunks(200) {
-                let mut sql = String::from(
-                    "SELECT res_id FROM resource WHERE deleted = 0 AND res_type = $1 AND res_id IN (",
-                );
-                sql.push_str(&placeholders(2..chunk.len() + 2));
-                sql.push(')');
+                let sql = format!("{select}{})", placeholders(2..chunk.len() + 2));
                 let mut q = sqlx::query(&sql).bind(t);
                 for id in chunk {
                     q = q.bind(*id);
                 }
-                for row in q
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(db("checking references"))?
-                {
-                    let id: String = row.try_get("res_id").map_err(db("checking references"))?;
-                    out.insert((t.to_string(), id));
-                }
+                out.extend(q.fetch_all(&self.pool).await.map_err(db(doing))?);
             }
         }
         Ok(out)
