@@ -45,8 +45,12 @@ def http(method, url, body=None, token=None, ctype="application/json"):
 
 
 def serve(data, extra):
+    # TRENT_BENCH_SERVER_LOG=FILE keeps the server's standard error (with TRENT_TRACE=1:
+    # the write path's step timings)
+    log = os.environ.get("TRENT_BENCH_SERVER_LOG")
     p = subprocess.Popen([TRENT, "--data", data, "serve", "--port", "0", "--quiet"] + extra,
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                         stdout=subprocess.PIPE,
+                         stderr=open(log, "w") if log else subprocess.DEVNULL, text=True)
     printed = ""
     t0 = time.time()
     for line in p.stdout:

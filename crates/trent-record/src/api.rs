@@ -577,9 +577,17 @@ async fn bundle(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, FhirError> {
+    let mut t = crate::trace::Steps::start(|| "POST /fhir".into());
     let ctx = context(&state, &headers).await?;
     let body = body_json(body, &headers)?;
-    Ok(fhir_response(200, &state.store.bundle(&ctx, body).await?))
+    crate::trace::step(&mut t, "authenticate and parse");
+    let out = state.store.bundle(&ctx, body).await?;
+    crate::trace::step(&mut t, "bundle");
+    let r = fhir_response(200, &out);
+    drop(out);
+    crate::trace::step(&mut t, "response");
+    crate::trace::done(t);
+    Ok(r)
 }
 
 /// `POST /record/carer-grants` `{"carer", "kinds": [...], "expires"?, "patient"?}`: a

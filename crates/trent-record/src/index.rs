@@ -211,7 +211,8 @@ pub struct Extracted {
     pub strings: Vec<StringRow>,
     /// Date index rows.
     pub dates: Vec<DateRow>,
-    /// Reference index rows.
+    /// Reference index rows (not the person's own reference, `patient` / `subject`: the
+    /// store answers those from `person`).
     pub refs: Vec<RefRow>,
     /// Care relationships (Encounter, EpisodeOfCare, ServiceRequest).
     pub care_links: Vec<CareLinkRow>,
@@ -534,16 +535,11 @@ pub fn extract(res_type: &str, id: &str, r: &Value) -> Result<Extracted, Invalid
         })?;
         match literal_ref(r_subj, &path)? {
             Some(("Patient", pid)) => {
+                // No reference rows for `patient` / `subject`: the person is the stored
+                // resource's `person_id`, and searches on them read that column (its index
+                // `resource_person`) — a second copy of the same fact in `idx_reference`
+                // doubled the index rows every write makes.
                 x.person = Some(pid.to_string());
-                for p in ["patient", "subject"] {
-                    if param_kind(t, p) == Some(ParamKind::Reference) {
-                        x.refs.push(RefRow {
-                            param: if p == "patient" { "patient" } else { "subject" },
-                            target_type: "Patient".into(),
-                            target_id: pid.to_string(),
-                        });
-                    }
-                }
             }
             Some((other, _)) => {
                 return Err(invalid(

@@ -22,7 +22,8 @@
 //! - [`http`]: a minimal HTTP/1.1 client (outbox deliveries, the load generator);
 //! - [`openapi`]: the OpenAPI 3 description of the API (`GET /openapi.json`);
 //! - [`worklist`]: identifiable population-health worklists for a clinician's practice;
-//! - [`cli`]: `trent serve`, `trent send` and `trent audit verify`.
+//! - [`cli`]: `trent serve`, `trent send` and `trent audit verify`;
+//! - [`trace`]: step timings of the write path with `TRENT_TRACE` set.
 //!
 //! The schema, API, search parameters, error model and operations are in `docs/record.md`.
 
@@ -38,6 +39,7 @@ pub mod outbox;
 pub mod search;
 pub mod service;
 pub mod store;
+pub mod trace;
 pub mod worklist;
 
 pub use api::{AppState, Clock, Config, ctrl_c, router, serve, serve_on};

@@ -928,7 +928,7 @@ async fn loader_is_idempotent_and_audit_verifies(h: &Harness) {
         "{:?}",
         report.problems
     );
-    assert_eq!(h.store.schema_version().await.unwrap(), 2);
+    assert_eq!(h.store.schema_version().await.unwrap(), 3);
 }
 
 /// Sessions and relationship facts are cached for a second (crate::cache): a change made
@@ -975,6 +975,104 @@ async fn changes_take_effect_at_once(h: &Harness) {
         .unwrap();
 }
 
+/// Every version stays readable: the current one from the resource table, superseded ones
+/// (deletions included) from history; a search on `patient` / `subject` and `_include` of
+/// the subject follow the person through updates and deletion.
+async fn versions_and_history(h: &Harness) {
+    let w = h.writer_token().await;
+    let a = h.a.clone();
+    let r = h
+        .call(
+            "POST",
+            "/fhir/Observation",
+            Some(&w),
+            &[],
+            Some(obs(&a, 101.0).to_string()),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.json);
+    let id = r.json["id"].as_str().unwrap().to_string();
+    let subject_search = |param: &str| format!("/fhir/Observation?{param}=Patient/{a}&_count=1000");
+    let found = |r: &Resp| {
+        entries_of(&r.json, "Observation")
+            .iter()
+            .any(|e| e["resource"]["id"] == id.as_str())
+    };
+    for v in [102.0, 103.0] {
+        let mut body = obs(&a, v);
+        body["id"] = json!(id);
+        let r = h
+            .call(
+                "PUT",
+                &format!("/fhir/Observation/{id}"),
+                Some(&w),
+                &[],
+                Some(body.to_string()),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.json);
+    }
+    for param in ["patient", "subject"] {
+        let r = h.get(&subject_search(param), &w).await;
+        assert_eq!(r.status, 200, "{}", r.json);
+        assert!(found(&r), "{param} search finds the updated resource");
+    }
+    // The API never deletes a person's record (it is corrected or marked
+    // entered-in-error); the store can, and keeps the deletion as a version.
+    let r = h
+        .call(
+            "DELETE",
+            &format!("/fhir/Observation/{id}"),
+            Some(&w),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.json);
+    let deletion = trent_record::store::Write {
+        res_type: "Observation".into(),
+        id: id.clone(),
+        json: Value::Null,
+        extracted: Default::default(),
+        expected_version: Some(3),
+        delete: true,
+        fresh: false,
+    };
+    let out = h
+        .store
+        .commit(&[deletion], &[], chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(out[0].version, 4);
+    let r = h.get(&subject_search("patient"), &w).await;
+    assert!(!found(&r), "a deleted resource is not found");
+    for (v, value, deleted) in [
+        (1, 101.0, false),
+        (2, 102.0, false),
+        (3, 103.0, false),
+        (4, 103.0, true),
+    ] {
+        let got = h
+            .store
+            .get_version("Observation", &id, v)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("version {v} is kept"));
+        assert_eq!(got.version, v);
+        assert_eq!(got.deleted, deleted, "version {v}");
+        assert_eq!(got.json["valueQuantity"]["value"], value, "version {v}");
+        assert_eq!(got.json["meta"]["versionId"], v.to_string());
+        assert_eq!(got.person.as_deref(), Some(a.as_str()));
+    }
+    assert!(
+        h.store
+            .get_version("Observation", &id, 5)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 macro_rules! scenarios {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1011,6 +1109,7 @@ scenarios!(
     sign_in_throttling_sessions_and_clients,
     loader_is_idempotent_and_audit_verifies,
     changes_take_effect_at_once,
+    versions_and_history,
 );
 
 /// The router served over a real loopback socket.

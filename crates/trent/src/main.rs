@@ -10,6 +10,13 @@ use trent_lake::{Lake, resolve_data_dir};
 use trent_places::Area;
 use trent_synth::{SynthOptions, time};
 
+/// mimalloc instead of glibc's malloc: the query engine and the record service allocate
+/// and free many small buffers from several threads at once, where glibc's arenas
+/// spend a quarter of a transaction bundle's CPU in malloc, free and consolidation
+/// (docs/ARCHITECTURE.md, "Allocator").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod ingest;
 mod link;
 mod observatory;

@@ -1,0 +1,16 @@
+-- trent-record schema, version 3: each write stores fewer rows.
+
+-- History keeps superseded versions only; the current version is the `resource` row
+-- (Store::get_version reads both). Drop the copies of current versions.
+DELETE FROM resource_history
+WHERE EXISTS (
+    SELECT 1 FROM resource r
+    WHERE r.res_type = resource_history.res_type
+      AND r.res_id = resource_history.res_id
+      AND r.version = resource_history.version
+);
+
+-- Searches on `patient` and `subject` read resource.person_id (index resource_person);
+-- the reference rows that copied it go.
+DELETE FROM idx_reference
+WHERE param IN ('patient', 'subject') AND target_type = 'Patient' AND res_type <> 'Patient';
