@@ -14,3 +14,9 @@ WHERE EXISTS (
 -- the reference rows that copied it go.
 DELETE FROM idx_reference
 WHERE param IN ('patient', 'subject') AND target_type = 'Patient' AND res_type <> 'Patient';
+
+-- ... which makes this the index of every search by person: equality on (person_id,
+-- res_type) and the result order (res_id) in one index, so no planner is tempted to walk
+-- the primary key in id order and filter every row of the type.
+DROP INDEX resource_person;
+CREATE INDEX resource_person ON resource (person_id, res_type, res_id);
