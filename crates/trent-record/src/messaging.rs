@@ -464,7 +464,7 @@ impl Store {
                 self.apply_with(
                     ctx,
                     w,
-                    &converted,
+                    converted,
                     Mode::Transaction,
                     None,
                     "Bundle.",

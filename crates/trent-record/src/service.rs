@@ -912,7 +912,7 @@ impl Store {
         let mut guard = self.writer().await?;
         let w = guard.as_mut().expect("opened");
         let mut results = self
-            .apply(ctx, w, &[entry], Mode::Transaction, if_match, "")
+            .apply(ctx, w, vec![entry], Mode::Transaction, if_match, "")
             .await?;
         Ok(results.remove(0))
     }
@@ -945,31 +945,31 @@ impl Store {
                 let mut guard = self.writer().await?;
                 let w = guard.as_mut().expect("opened");
                 let results = self
-                    .apply(ctx, w, &entries, Mode::Transaction, None, "Bundle.")
+                    .apply(ctx, w, entries, Mode::Transaction, None, "Bundle.")
                     .await?;
                 Ok(json!({
                     "resourceType": "Bundle",
                     "type": "transaction-response",
-                    "entry": results.iter().map(response_entry).collect::<Vec<_>>(),
+                    "entry": results.into_iter().map(response_entry).collect::<Vec<_>>(),
                 }))
             }
             "batch" => {
                 let mut out = Vec::with_capacity(entries.len());
-                for (i, e) in entries.iter().enumerate() {
+                for (i, e) in entries.into_iter().enumerate() {
                     let mut guard = self.writer().await?;
                     let w = guard.as_mut().expect("opened");
                     let r = self
                         .apply(
                             ctx,
                             w,
-                            std::slice::from_ref(e),
+                            vec![e],
                             Mode::Batch,
                             None,
                             &format!("Bundle.entry[{i}]."),
                         )
                         .await;
                     out.push(match r {
-                        Ok(mut v) => response_entry(&v.remove(0)),
+                        Ok(mut v) => response_entry(v.remove(0)),
                         Err(e) => json!({"response": {"status": e.status.to_string(), "outcome": e.outcome()}}),
                     });
                 }
@@ -1022,7 +1022,7 @@ impl Store {
         let mut guard = self.writer().await?;
         let w = guard.as_mut().expect("opened");
         let results = self
-            .apply(&ctx, w, &entries, Mode::Load, None, "Bundle.")
+            .apply(&ctx, w, entries, Mode::Load, None, "Bundle.")
             .await?;
         let mut report = LoadReport::default();
         for r in &results {
@@ -1040,7 +1040,7 @@ impl Store {
         &self,
         ctx: &Ctx,
         w: &mut AuditWriter,
-        entries: &[Value],
+        entries: Vec<Value>,
         mode: Mode,
         if_match: Option<i64>,
         prefix: &str,
@@ -1055,7 +1055,7 @@ impl Store {
         &self,
         ctx: &Ctx,
         w: &mut AuditWriter,
-        entries: &[Value],
+        entries: Vec<Value>,
         mode: Mode,
         if_match: Option<i64>,
         prefix: &str,
@@ -1145,7 +1145,7 @@ impl Store {
     /// that every reference resolves — all before any decision or write.
     async fn plan(
         &self,
-        entries: &[Value],
+        entries: Vec<Value>,
         mode: Mode,
         if_match: Option<i64>,
         prefix: &str,
@@ -1167,7 +1167,7 @@ impl Store {
         let mut claimed: HashSet<(String, String)> = HashSet::new();
         // the resources entries name by id, read in a few queries up front
         let mut keys = Vec::new();
-        for e in entries {
+        for e in &entries {
             let url = e["request"]["url"]
                 .as_str()
                 .unwrap_or("")
@@ -1186,10 +1186,12 @@ impl Store {
         }
         let known = self.get_all(&keys).await?;
         let lookup = |t: &str, id: &str| known.get(&(t.to_string(), id.to_string())).cloned();
-        for (i, e) in entries.iter().enumerate() {
+        for (i, mut e) in entries.into_iter().enumerate() {
             if !e.is_object() {
                 return Err(bad(i, "", "a Bundle entry must be an object".into()));
             }
+            // the resource moves out of its entry: a bundle's resources are not copied
+            let resource = e.get_mut("resource").map(Value::take);
             let request = e.get("request").filter(|r| r.is_object()).ok_or_else(|| {
                 bad(
                     i,
@@ -1216,7 +1218,6 @@ impl Store {
                 })?),
             };
             let url = url.trim_start_matches('/');
-            let resource = e.get("resource").cloned();
             let full_url = e.get("fullUrl").and_then(Value::as_str);
             let (path, query) = match url.split_once('?') {
                 Some((p, q)) => (p, Some(q)),
@@ -1517,7 +1518,7 @@ fn grant_json(id: &str, g: &trent_access::CarerGrant) -> Value {
     })
 }
 
-fn response_entry(r: &WriteResult) -> Value {
+fn response_entry(r: WriteResult) -> Value {
     let status = match r.status {
         201 => "201 Created",
         204 => "204 No Content",
@@ -1525,8 +1526,8 @@ fn response_entry(r: &WriteResult) -> Value {
     };
     let mut e = json!({"response": {"status": status, "location": r.location, "etag": format!("W/\"{}\"", r.version)}});
     if !r.body.is_null() {
-        e["resource"] = r.body.clone();
         e["fullUrl"] = json!(r.location.split("/_history").next().unwrap_or_default());
+        e["resource"] = r.body;
     }
     e
 }

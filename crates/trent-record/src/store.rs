@@ -880,21 +880,26 @@ impl Store {
         }
         let rows: Vec<Vec<Arg>> = audit
             .iter()
-            .map(|a| vec![Arg::I(a.seq), Arg::O(a.subject.clone()), Arg::S(a.line.clone())])
+            .map(|a| {
+                vec![
+                    Arg::I(a.seq),
+                    Arg::O(a.subject.clone()),
+                    Arg::S(a.line.clone()),
+                ]
+            })
             .collect();
-        const AUDIT: &str = "audit (seq, subject_person, line)";
         if self.backend == Backend::Postgres {
             // one statement, atomic on its own: no BEGIN and COMMIT round trips (every
             // read waits for its audit line)
             let mut conn = self.pool.acquire().await.map_err(db("connecting"))?;
-            return insert_json(&mut conn, AUDIT, "", "", &rows).await;
+            return insert_json(&mut conn, AUDIT_TABLE, "", "", &rows).await;
         }
         let mut tx = self
             .pool
             .begin()
             .await
             .map_err(db("starting a transaction"))?;
-        insert_values(&mut tx, AUDIT, "", "", &rows).await?;
+        insert_values(&mut tx, AUDIT_TABLE, "", "", &rows).await?;
         tx.commit().await.map_err(db("committing audit lines"))
     }
 
@@ -2020,7 +2025,7 @@ impl Pending {
                 " ON CONFLICT (person_id) DO UPDATE SET practice = excluded.practice",
                 &mut self.registration,
             ),
-            ("audit (seq, subject_person, line)", "", "", &mut self.audit),
+            (AUDIT_TABLE, "", "", &mut self.audit),
         ];
         let mut t = crate::trace::Steps::start(|| "inserts".into());
         for (table, constant, tail, rows) in tables {
@@ -2038,6 +2043,9 @@ impl Pending {
         Ok(())
     }
 }
+
+/// The audit table and the columns an append fills.
+const AUDIT_TABLE: &str = "audit (seq, subject_person, line)";
 
 const INSERTING: &str = "writing resources, index rows and audit";
 
