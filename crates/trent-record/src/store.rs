@@ -426,6 +426,11 @@ impl Store {
         let sqlite = backend == Backend::Sqlite;
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 4 } else { 8 })
+            // No ping before each use: it was a round trip to PostgreSQL (a thread
+            // hand-off on SQLite) for every statement. A connection that died is found
+            // by the statement itself, which fails the one request (500); the pool then
+            // drops it and opens another.
+            .test_before_acquire(false)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if sqlite {
@@ -2033,8 +2038,8 @@ impl Pending {
                 continue;
             }
             match backend {
-                Backend::Sqlite => insert_values(&mut **tx, table, constant, tail, rows).await?,
-                Backend::Postgres => insert_json(&mut **tx, table, constant, tail, rows).await?,
+                Backend::Sqlite => insert_values(tx, table, constant, tail, rows).await?,
+                Backend::Postgres => insert_json(tx, table, constant, tail, rows).await?,
             }
             rows.clear();
             crate::trace::step(&mut t, table.split(' ').next().unwrap_or(""));
