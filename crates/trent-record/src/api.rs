@@ -510,6 +510,19 @@ async fn operation(
     ))
 }
 
+/// `Prefer: return=minimal` (FHIR RESTful API, "Managing Return Content"): a write answers
+/// with its status, `Location` and `ETag` only, and a transaction or batch response's
+/// entries without their resources. Feeds posting large bundles do not need every resource
+/// echoed back; the default stays `return=representation`.
+fn prefers_minimal(headers: &HeaderMap) -> bool {
+    headers.get_all("prefer").iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split([',', ';'])
+                .any(|p| p.trim().eq_ignore_ascii_case("return=minimal"))
+        })
+    })
+}
+
 fn write_response(
     state: &AppState,
     headers: &HeaderMap,
@@ -518,7 +531,13 @@ fn write_response(
     if r.status == 204 {
         return StatusCode::NO_CONTENT.into_response();
     }
-    let mut resp = fhir_response(r.status, &r.body);
+    let mut resp = if prefers_minimal(headers) {
+        StatusCode::from_u16(r.status)
+            .unwrap_or(StatusCode::OK)
+            .into_response()
+    } else {
+        fhir_response(r.status, &r.body)
+    };
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&format!("{}/{}", base_url(state, headers), r.location)) {
         h.insert(header::LOCATION, v);
@@ -581,7 +600,16 @@ async fn bundle(
     let ctx = context(&state, &headers).await?;
     let body = body_json(body, &headers)?;
     crate::trace::step(&mut t, "authenticate and parse");
-    let out = state.store.bundle(&ctx, body).await?;
+    let mut out = state.store.bundle(&ctx, body).await?;
+    if prefers_minimal(&headers)
+        && let Some(entries) = out.get_mut("entry").and_then(Value::as_array_mut)
+    {
+        for e in entries {
+            if let Some(o) = e.as_object_mut() {
+                o.remove("resource");
+            }
+        }
+    }
     crate::trace::step(&mut t, "bundle");
     let r = fhir_response(200, &out);
     drop(out);

@@ -976,8 +976,8 @@ async fn changes_take_effect_at_once(h: &Harness) {
 }
 
 /// Every version stays readable: the current one from the resource table, superseded ones
-/// (deletions included) from history; a search on `patient` / `subject` and `_include` of
-/// the subject follow the person through updates and deletion.
+/// (deletions included) from history; a search on `patient` / `subject` follows the person
+/// through updates and deletion; `Prefer: return=minimal` leaves the resources out.
 async fn versions_and_history(h: &Harness) {
     let w = h.writer_token().await;
     let a = h.a.clone();
@@ -1070,6 +1070,48 @@ async fn versions_and_history(h: &Harness) {
             .await
             .unwrap()
             .is_none()
+    );
+    // Prefer: return=minimal — status, Location and ETag, no resource echoed back.
+    let minimal = [("prefer", "return=minimal")];
+    let r = h
+        .call(
+            "POST",
+            "/fhir/Observation",
+            Some(&w),
+            &minimal,
+            Some(obs(&a, 99.0).to_string()),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    assert!(r.json.is_null(), "{}", r.json);
+    assert!(
+        r.headers["location"]
+            .to_str()
+            .unwrap()
+            .contains("/_history/1")
+    );
+    assert_eq!(r.headers["etag"], "W/\"1\"");
+    let tx = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": obs(&a, 1.0), "request": {"method": "POST", "url": "Observation"}},
+        {"resource": obs(&a, 2.0), "request": {"method": "POST", "url": "Observation"}},
+    ]});
+    let r = h
+        .call("POST", "/fhir", Some(&w), &minimal, Some(tx.to_string()))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    let entries = r.json["entry"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    for e in entries {
+        assert_eq!(e["response"]["status"], "201 Created");
+        assert!(e.get("resource").is_none(), "{e}");
+    }
+    // the default is the representation
+    let r = h
+        .call("POST", "/fhir", Some(&w), &[], Some(tx.to_string()))
+        .await;
+    assert_eq!(
+        r.json["entry"][0]["resource"]["resourceType"],
+        "Observation"
     );
 }
 
