@@ -367,6 +367,24 @@ impl Sql {
         self.text.push_str(s);
     }
 
+    /// Appends `column IN ($a, $b, …)` with one argument per value.
+    pub(crate) fn push_in<'v>(
+        &mut self,
+        column: &str,
+        values: impl IntoIterator<Item = &'v String>,
+    ) {
+        self.text.push_str(column);
+        self.text.push_str(" IN (");
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.text.push_str(", ");
+            }
+            let a = self.arg(v.clone());
+            self.text.push_str(&a);
+        }
+        self.text.push(')');
+    }
+
     fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
         let mut q = sqlx::query(&self.text);
         for a in &self.args {
@@ -660,15 +678,9 @@ impl Store {
             sql.push("SELECT res_type, res_id, version, person_id, last_updated, deleted, json FROM resource WHERE deleted = 0 AND res_type = ");
             let t = sql.arg(res_type);
             sql.push(&t);
-            sql.push(" AND res_id IN (");
-            for (i, id) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                let p = sql.arg(id.clone());
-                sql.push(&p);
-            }
-            sql.push(") ORDER BY res_id");
+            sql.push(" AND ");
+            sql.push_in("res_id", chunk);
+            sql.push(" ORDER BY res_id");
             for row in sql
                 .query()
                 .fetch_all(&self.pool)
@@ -781,15 +793,9 @@ impl Store {
                 let p = sql.arg(param);
                 sql.push(&p);
             }
-            sql.push(" AND res_id IN (");
-            for (i, id) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                let a = sql.arg(id.clone());
-                sql.push(&a);
-            }
-            sql.push(") ORDER BY res_id, target_type, target_id");
+            sql.push(" AND ");
+            sql.push_in("res_id", chunk);
+            sql.push(" ORDER BY res_id, target_type, target_id");
             for row in sql
                 .query()
                 .fetch_all(&self.pool)
@@ -1547,15 +1553,7 @@ fn clause_sql(sql: &mut Sql, c: &Clause) {
     };
     match c {
         Clause::Id(ids) => {
-            sql.push("r.res_id IN (");
-            for (i, id) in ids.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                let a = sql.arg(id.clone());
-                sql.push(&a);
-            }
-            sql.push(")");
+            sql.push_in("r.res_id", ids);
         }
         Clause::Token {
             param,
@@ -1652,15 +1650,7 @@ fn clause_sql(sql: &mut Sql, c: &Clause) {
                 sql.push("1 = 0");
                 return;
             }
-            sql.push("r.person_id IN (");
-            for (i, id) in ids.into_iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                let a = sql.arg(id.clone());
-                sql.push(&a);
-            }
-            sql.push(")");
+            sql.push_in("r.person_id", ids);
         }
         Clause::Reference {
             param,
