@@ -367,6 +367,12 @@ impl Sql {
         self.text.push_str(s);
     }
 
+    /// Appends a new argument's placeholder.
+    pub(crate) fn push_arg(&mut self, value: impl Into<String>) {
+        let a = self.arg(value);
+        self.text.push_str(&a);
+    }
+
     /// Appends `column IN ($a, $b, …)` with one argument per value.
     pub(crate) fn push_in<'v>(
         &mut self,
@@ -379,8 +385,7 @@ impl Sql {
             if i > 0 {
                 self.text.push_str(", ");
             }
-            let a = self.arg(v.clone());
-            self.text.push_str(&a);
+            self.push_arg(v.clone());
         }
         self.text.push(')');
     }
@@ -676,8 +681,7 @@ impl Store {
         for chunk in ids.chunks(200) {
             let mut sql = Sql::default();
             sql.push("SELECT res_type, res_id, version, person_id, last_updated, deleted, json FROM resource WHERE deleted = 0 AND res_type = ");
-            let t = sql.arg(res_type);
-            sql.push(&t);
+            sql.push_arg(res_type);
             sql.push(" AND ");
             sql.push_in("res_id", chunk);
             sql.push(" ORDER BY res_id");
@@ -748,8 +752,7 @@ impl Store {
     ) -> Result<Vec<SearchHit>, StoreError> {
         let mut sql = Sql::default();
         sql.push("SELECT r.res_type, r.res_id, r.version, r.person_id, r.last_updated, r.deleted, r.json FROM resource r WHERE r.deleted = 0 AND r.res_type = ");
-        let t = sql.arg(res_type);
-        sql.push(&t);
+        sql.push_arg(res_type);
         for c in clauses {
             sql.push(" AND (");
             clause_sql(&mut sql, c);
@@ -781,17 +784,14 @@ impl Store {
             let mut sql = Sql::default();
             if person {
                 sql.push("SELECT res_id, 'Patient' AS target_type, person_id AS target_id FROM resource WHERE person_id IS NOT NULL AND deleted = 0 AND res_type = ");
-                let t = sql.arg(res_type);
-                sql.push(&t);
+                sql.push_arg(res_type);
             } else {
                 sql.push(
                     "SELECT res_id, target_type, target_id FROM idx_reference WHERE res_type = ",
                 );
-                let t = sql.arg(res_type);
-                sql.push(&t);
+                sql.push_arg(res_type);
                 sql.push(" AND param = ");
-                let p = sql.arg(param);
-                sql.push(&p);
+                sql.push_arg(param);
             }
             sql.push(" AND ");
             sql.push_in("res_id", chunk);
@@ -1560,8 +1560,7 @@ fn clause_sql(sql: &mut Sql, c: &Clause) {
             alternatives,
         } => {
             sql.push(&owner("idx_token"));
-            let p = sql.arg(*param);
-            sql.push(&p);
+            sql.push_arg(*param);
             sql.push(" AND (");
             for (i, (system, code)) in alternatives.iter().enumerate() {
                 if i > 0 {
@@ -1585,8 +1584,7 @@ fn clause_sql(sql: &mut Sql, c: &Clause) {
             alternatives,
         } => {
             sql.push(&owner("idx_string"));
-            let p = sql.arg(*param);
-            sql.push(&p);
+            sql.push_arg(*param);
             sql.push(" AND (");
             for (i, (mode, value)) in alternatives.iter().enumerate() {
                 if i > 0 {
@@ -1614,8 +1612,7 @@ fn clause_sql(sql: &mut Sql, c: &Clause) {
             alternatives,
         } => {
             sql.push(&owner("idx_date"));
-            let p = sql.arg(*param);
-            sql.push(&p);
+            sql.push_arg(*param);
             sql.push(" AND (");
             for (i, (prefix, low, high_excl)) in alternatives.iter().enumerate() {
                 if i > 0 {
@@ -1657,8 +1654,7 @@ fn clause_sql(sql: &mut Sql, c: &Clause) {
             alternatives,
         } => {
             sql.push(&owner("idx_reference"));
-            let p = sql.arg(*param);
-            sql.push(&p);
+            sql.push_arg(*param);
             sql.push(" AND (");
             for (i, (ty, id)) in alternatives.iter().enumerate() {
                 if i > 0 {
