@@ -2085,9 +2085,10 @@ async fn insert_values(
 /// `INSERT … SELECT x->>0, … FROM jsonb_array_elements($1::jsonb) AS x`: every row in one
 /// text parameter, a JSON array of arrays (integers cast back from text).
 ///
-/// Measured on a 1,000-Observation bundle's inserts: statements of up to 4,000 `$n`
-/// parameters ~125 ms; this ~75-105 ms; the same from `json` (re-parsed for every `->>`)
-/// 177 ms; one `text[]` array literal per column through `unnest` 110-150 ms.
+/// Measured on a 1,000-Observation bundle's inserts (docs/benchmarks.md, issue 7):
+/// statements of up to 4,000 `$n` parameters ~125 ms; this ~75-105 ms; the same from
+/// `json` (re-parsed for every `->>`) 177 ms; one `text[]` array literal per column
+/// through `unnest` 110-150 ms. `COPY` would be faster still (`bench/pg_inserts.py`).
 async fn insert_json(
     conn: &mut sqlx::AnyConnection,
     table: &str,
