@@ -294,23 +294,40 @@ fn method(s: &str) -> u8 {
     }
 }
 
-/// The activity fold for index day `d` over one batch.
+/// The bounds (µs) of one index date's activity windows.
+#[derive(Clone, Copy)]
+struct Window {
+    t0: i64,
+    t365: i64,
+    t730: i64,
+    t90: i64,
+    t1: i64,
+}
+
+impl Window {
+    fn new(d: i32) -> Window {
+        let t0 = i64::from(d) * DAY_US;
+        Window {
+            t0,
+            t365: t0 - i64::from(YEAR) * DAY_US,
+            t730: t0 - i64::from(TWO_YEARS) * DAY_US,
+            t90: t0 - i64::from(RECENT) * DAY_US,
+            t1: t0 + i64::from(YEAR) * DAY_US,
+        }
+    }
+}
+
+/// The activity fold over one batch: each row counted for every index date whose
+/// windows it falls in (`acc[k]` is date `k`'s).
 fn activity_step(
     people: &PersonIndex,
-    d: i32,
-    acc: &mut Act,
+    wins: &[Window],
+    acc: &mut [Act],
     b: &RecordBatch,
 ) -> Result<(), PhmError> {
-    let t0 = i64::from(d) * DAY_US;
-    let (t365, t730, t90, t1) = (
-        t0 - i64::from(YEAR) * DAY_US,
-        t0 - i64::from(TWO_YEARS) * DAY_US,
-        t0 - i64::from(RECENT) * DAY_US,
-        t0 + i64::from(YEAR) * DAY_US,
-    );
     let pid = i64s(b, "person_id")?;
     let pid = pid.as_primitive::<Int64Type>();
-    let mut rows = std::mem::take(&mut acc.rows);
+    let mut rows = std::mem::take(&mut acc[0].rows);
     people.rows(pid.values(), &mut rows);
     let set = classify(b, "setting", setting)?;
     let meth = classify(b, "admission_method", method)?;
@@ -327,51 +344,56 @@ fn activity_step(
             continue;
         }
         let r = r as usize;
-        let c = &mut acc.c[r * NC..(r + 1) * NC];
         let t = st.value(i);
-        let before = t < t0;
-        let year = before && t >= t365;
-        let two = before && t >= t730;
-        let recent = before && t >= t90;
-        match set[i] {
-            S_APC => {
-                if year && !los.is_null(i) {
-                    acc.bed[r] += i64::from(los.value(i));
-                }
-                match meth[i] {
-                    1 => {
-                        c[EM365] += u32::from(year);
-                        if two {
-                            c[EM730] += 1;
-                            acc.last[r] = acc.last[r].max(t);
-                        }
-                        c[OUTCOME] += u32::from(t >= t0 && t < t1);
+        for (w, acc) in wins.iter().zip(acc.iter_mut()) {
+            if t < w.t730 || t >= w.t1 {
+                continue;
+            }
+            let c = &mut acc.c[r * NC..(r + 1) * NC];
+            let before = t < w.t0;
+            let year = before && t >= w.t365;
+            let two = before;
+            let recent = before && t >= w.t90;
+            match set[i] {
+                S_APC => {
+                    if year && !los.is_null(i) {
+                        acc.bed[r] += i64::from(los.value(i));
                     }
-                    2 => c[EL365] += u32::from(year),
-                    3 => c[MAT365] += u32::from(year),
-                    _ => {}
+                    match meth[i] {
+                        1 => {
+                            c[EM365] += u32::from(year);
+                            if two {
+                                c[EM730] += 1;
+                                acc.last[r] = acc.last[r].max(t);
+                            }
+                            c[OUTCOME] += u32::from(!before);
+                        }
+                        2 => c[EL365] += u32::from(year),
+                        3 => c[MAT365] += u32::from(year),
+                        _ => {}
+                    }
                 }
-            }
-            S_AE => {
-                if year {
-                    c[AE365] += 1;
-                    c[AEAMB] += u32::from(arrival[i]);
+                S_AE => {
+                    if year {
+                        c[AE365] += 1;
+                        c[AEAMB] += u32::from(arrival[i]);
+                    }
+                    c[AE90] += u32::from(recent);
                 }
-                c[AE90] += u32::from(recent);
+                S_GP => {
+                    c[GP] += u32::from(year);
+                    c[GP90] += u32::from(recent);
+                }
+                S_OP => c[OP] += u32::from(year),
+                S_COMMUNITY => c[COMMUNITY] += u32::from(year),
+                S_MH => c[MH] += u32::from(year),
+                S_AMBULANCE => c[AMBULANCE] += u32::from(year),
+                S_NHS111 => c[NHS111] += u32::from(year),
+                _ => {}
             }
-            S_GP => {
-                c[GP] += u32::from(year);
-                c[GP90] += u32::from(recent);
-            }
-            S_OP => c[OP] += u32::from(year),
-            S_COMMUNITY => c[COMMUNITY] += u32::from(year),
-            S_MH => c[MH] += u32::from(year),
-            S_AMBULANCE => c[AMBULANCE] += u32::from(year),
-            S_NHS111 => c[NHS111] += u32::from(year),
-            _ => {}
         }
     }
-    acc.rows = rows;
+    acc[0].rows = rows;
     Ok(())
 }
 
@@ -444,34 +466,65 @@ fn codes_step(
     Ok(())
 }
 
-/// The population on D: ids ascending, practices, and the demographic columns.
-struct Population {
+/// Everyone who may be registered on one of the index dates, ids ascending, with what
+/// each date needs to decide who is registered and how old they are. The person table is
+/// read once however many dates a run computes.
+struct Universe {
     person_id: Vec<i64>,
     practice: Vec<String>,
-    age: Vec<f64>,
+    /// birth month as months since year 0 (`i32::MIN`: unknown)
+    birth_months: Vec<i32>,
     sex_male: Vec<f64>,
     imd: Vec<f64>,
     ethnic: Vec<f64>,
+    /// registration start, end and death as days (`i32::MAX`: none; a missing start never
+    /// registers, as SQL's `NULL <= D` is not true)
+    reg_start: Vec<i32>,
+    reg_end: Vec<i32>,
+    death: Vec<i32>,
 }
 
-async fn population(ctx: &SessionContext, d: i32) -> Result<Population, PhmError> {
-    let dd = format!("DATE '{}'", time::iso(d));
+impl Universe {
+    /// The rows registered on day `d` (registration started on or before D, not ended and
+    /// not dead by D), ascending.
+    fn registered(&self, d: i32) -> Vec<u32> {
+        (0..self.person_id.len())
+            .filter(|&r| self.reg_start[r] <= d && self.reg_end[r] > d && self.death[r] > d)
+            .map(|r| r as u32)
+            .collect()
+    }
+}
+
+fn days_or_max(b: &RecordBatch, name: &str, out: &mut Vec<i32>) -> Result<(), PhmError> {
+    let c = dates(b, name)?;
+    let c = c.as_primitive::<Date32Type>();
+    out.extend((0..c.len()).map(|i| if c.is_null(i) { i32::MAX } else { c.value(i) }));
+    Ok(())
+}
+
+async fn universe(ctx: &SessionContext, first: i32, last: i32) -> Result<Universe, PhmError> {
+    let dd = |d: i32| format!("DATE '{}'", time::iso(d));
     let sql = format!(
-        "SELECT person_id, practice_code, birth_month, sex, imd_decile, ethnicity FROM person \
-         WHERE registration_start <= {dd} AND (registration_end IS NULL OR registration_end > {dd}) \
-         AND (death_date IS NULL OR death_date > {dd}) ORDER BY person_id"
+        "SELECT person_id, practice_code, birth_month, sex, imd_decile, ethnicity, \
+         registration_start, registration_end, death_date FROM person \
+         WHERE registration_start <= {} AND (registration_end IS NULL OR registration_end > {}) \
+         AND (death_date IS NULL OR death_date > {}) ORDER BY person_id",
+        dd(last),
+        dd(first),
+        dd(first)
     );
-    let (y, m, _) = time::ymd(d);
-    let dmi = y * 12 + m as i32 - 1;
     let batches = ctx.sql(&sql).await?.collect().await?;
     let n: usize = batches.iter().map(|b| b.num_rows()).sum();
-    let mut p = Population {
+    let mut p = Universe {
         person_id: Vec::with_capacity(n),
         practice: Vec::with_capacity(n),
-        age: Vec::with_capacity(n),
+        birth_months: Vec::with_capacity(n),
         sex_male: Vec::with_capacity(n),
         imd: Vec::with_capacity(n),
         ethnic: Vec::with_capacity(n),
+        reg_start: Vec::with_capacity(n),
+        reg_end: Vec::with_capacity(n),
+        death: Vec::with_capacity(n),
     };
     for b in &batches {
         let pid = i64s(b, "person_id")?;
@@ -482,12 +535,12 @@ async fn population(ctx: &SessionContext, d: i32) -> Result<Population, PhmError
         })?;
         let bm = dates(b, "birth_month")?;
         let bm = bm.as_primitive::<Date32Type>();
-        p.age.extend((0..bm.len()).map(|i| {
+        p.birth_months.extend((0..bm.len()).map(|i| {
             if bm.is_null(i) {
-                return f64::NAN;
+                return i32::MIN;
             }
             let (by, bmo, _) = time::ymd(bm.value(i));
-            f64::from((dmi - (by * 12 + bmo as i32 - 1)).div_euclid(12))
+            by * 12 + bmo as i32 - 1
         }));
         each_str(column(b, "sex")?, |_, s| {
             p.sex_male.push(f64::from(u8::from(s == Some("M"))))
@@ -504,6 +557,9 @@ async fn population(ctx: &SessionContext, d: i32) -> Result<Population, PhmError
         each_str(column(b, "ethnicity")?, |_, s| {
             p.ethnic.push(ethnic_group(s.unwrap_or_default()) as f64)
         })?;
+        days_or_max(b, "registration_start", &mut p.reg_start)?;
+        days_or_max(b, "registration_end", &mut p.reg_end)?;
+        days_or_max(b, "death_date", &mut p.death)?;
     }
     if !p.person_id.windows(2).all(|w| w[0] < w[1]) {
         return Err(PhmError::Other(
@@ -528,11 +584,29 @@ pub(crate) async fn compute(
     ctx: &SessionContext,
     d: IndexDate,
 ) -> Result<(Features, Timings), PhmError> {
+    let (mut f, t) = compute_many(ctx, &[d]).await?;
+    Ok((f.pop().expect("one date, one feature set"), t))
+}
+
+/// Features at several index dates from one read of each table: the person table once,
+/// activity and codes once over the union of the dates' windows, each row counted for
+/// every date whose windows it falls in. The same numbers as one [`compute`] per date.
+pub(crate) async fn compute_many(
+    ctx: &SessionContext,
+    ds: &[IndexDate],
+) -> Result<(Vec<Features>, Timings), PhmError> {
     let mut timings = Timings::new();
+    let (Some(first), Some(last)) = (
+        ds.iter().map(|d| d.day).min(),
+        ds.iter().map(|d| d.day).max(),
+    ) else {
+        return Ok((vec![], timings));
+    };
     let t = Instant::now();
-    let pop = population(ctx, d.day).await?;
+    let pop = universe(ctx, first, last).await?;
     let n = pop.person_id.len();
     let people = Arc::new(PersonIndex::new(&pop.person_id));
+    let sel: Vec<Vec<u32>> = ds.iter().map(|d| pop.registered(d.day)).collect();
     timings.push(("population".into(), t.elapsed().as_secs_f64()));
 
     let t = Instant::now();
@@ -540,21 +614,26 @@ pub(crate) async fn compute(
     let act_sql = format!(
         "SELECT person_id, setting, admission_method, arrival_mode, start_ts, los_days FROM activity \
          WHERE start_ts >= {} AND start_ts < {}",
-        ts(d.day - TWO_YEARS),
-        ts(d.day + YEAR)
+        ts(first - TWO_YEARS),
+        ts(last + YEAR)
     );
     let pp = people.clone();
-    let day = d.day;
+    let wins: Vec<Window> = ds.iter().map(|d| Window::new(d.day)).collect();
+    let k = ds.len();
     let mut parts = fold(
         ctx,
         &act_sql,
-        || Act::new(n),
-        move |acc, b| activity_step(&pp, day, acc, b),
+        || (0..k).map(|_| Act::new(n)).collect::<Vec<_>>(),
+        move |acc, b| activity_step(&pp, &wins, acc, b),
     )
     .await?;
-    let mut act = parts.pop().unwrap_or_else(|| Act::new(n));
+    let mut acts = parts
+        .pop()
+        .unwrap_or_else(|| (0..k).map(|_| Act::new(n)).collect());
     for p in &parts {
-        act.merge(p);
+        for (a, b) in acts.iter_mut().zip(p) {
+            a.merge(b);
+        }
     }
     drop(parts);
     timings.push(("activity".into(), t.elapsed().as_secs_f64()));
@@ -563,22 +642,23 @@ pub(crate) async fn compute(
     let date = |day: i32| format!("DATE '{}'", time::iso(day));
     let cond_sql = format!(
         "SELECT person_id, code_system, code, recorded_date FROM condition WHERE recorded_date < {}",
-        date(d.day)
+        date(last)
     );
     let med_sql = format!(
         "SELECT person_id, code, issue_date FROM medication WHERE issue_date >= {} AND issue_date < {}",
-        date(d.day - YEAR),
-        date(d.day)
+        date(first - YEAR),
+        date(last)
     );
+    // days are counted back from the latest date; each date reads them shifted
     let pp = people.clone();
     let mut parts = fold(ctx, &cond_sql, Codes::default, move |acc, b| {
-        codes_step(&pp, day, "recorded_date", acc, b)
+        codes_step(&pp, last, "recorded_date", acc, b)
     })
     .await?;
     let pp = people.clone();
     parts.extend(
         fold(ctx, &med_sql, Codes::default, move |acc, b| {
-            codes_step(&pp, day, "issue_date", acc, b)
+            codes_step(&pp, last, "issue_date", acc, b)
         })
         .await?,
     );
@@ -590,8 +670,9 @@ pub(crate) async fn compute(
         let remap: Vec<u32> = p.values.iter().map(|(s, c)| global.id(*s, c)).collect();
         rows.extend(p.rows.iter().map(|&(r, c, a)| (r, remap[c as usize], a)));
     }
-    let ev = crate::features::by_person(n, &rows);
+    let mut ev = crate::features::by_person(n, &rows);
     drop(rows);
+    ev.sort();
     let (codes, systems): (Vec<String>, Vec<CodeSystem>) =
         global.values.into_iter().map(|(s, c)| (c, s)).unzip();
     // long-term condition of each code (the SQL's `code IN (snomed, icd10)`)
@@ -610,77 +691,131 @@ pub(crate) async fn compute(
         .collect();
     timings.push(("codes".into(), t.elapsed().as_secs_f64()));
 
+    // the indices on two threads, each with half of every date's people
     let t = Instant::now();
-    let half = n / 2;
-    let (per, bad) = std::thread::scope(|s| {
-        let h = s.spawn(|| indices_profile(&ev, &codes, &systems, &ltc_of, half..n));
-        let (mut a, bad_a) = indices_profile(&ev, &codes, &systems, &ltc_of, 0..half);
-        let (b, bad_b) = h.join().expect("index scoring thread");
-        a.extend(b);
-        (a, bad_a + bad_b)
+    let shift = |d: &IndexDate| (last - d.day) as u32;
+    let halves: Vec<(&[u32], &[u32], u32)> = sel
+        .iter()
+        .zip(ds)
+        .map(|(s, d)| {
+            let (a, b) = s.split_at(s.len() / 2);
+            (a, b, shift(d))
+        })
+        .collect();
+    let work_a: Vec<(&[u32], u32)> = halves.iter().map(|h| (h.0, h.2)).collect();
+    let work_b: Vec<(&[u32], u32)> = halves.iter().map(|h| (h.1, h.2)).collect();
+    let per: Vec<(Vec<CodeFeatures>, usize)> = std::thread::scope(|s| {
+        let h = s.spawn(|| indices_profile(&ev, &codes, &systems, &ltc_of, &work_b));
+        let a = indices_profile(&ev, &codes, &systems, &ltc_of, &work_a);
+        let b = h.join().expect("index scoring thread");
+        a.into_iter()
+            .zip(b)
+            .map(|((mut x, bx), (y, by))| {
+                x.extend(y);
+                (x, bx + by)
+            })
+            .collect()
     });
     drop(ev);
     timings.push(("indices".into(), t.elapsed().as_secs_f64()));
 
     let t = Instant::now();
-    let dd = date(d.day);
     let sc_sql = format!(
-        "SELECT person_id, service FROM social_care WHERE start_date <= {dd} AND (end_date IS NULL OR end_date > {dd})"
+        "SELECT person_id, service, start_date, end_date FROM social_care \
+         WHERE start_date <= {} AND (end_date IS NULL OR end_date > {})",
+        date(last),
+        date(first)
     );
-    let mut sc_active = vec![0.0; n];
-    let mut care_home = vec![0.0; n];
+    // per date, by universe row
+    let mut sc_active = vec![vec![0.0; n]; k];
+    let mut care_home = vec![vec![0.0; n]; k];
     for b in ctx.sql(&sc_sql).await?.collect().await? {
         let pid = i64s(&b, "person_id")?;
         let pid = pid.as_primitive::<Int64Type>();
+        let (mut from, mut to) = (vec![], vec![]);
+        days_or_max(&b, "start_date", &mut from)?;
+        days_or_max(&b, "end_date", &mut to)?;
         each_str(column(&b, "service")?, |i, s| {
-            if let Some(r) = people.row(pid.value(i)) {
-                sc_active[r as usize] = 1.0;
-                if matches!(s, Some("residential" | "nursing")) {
-                    care_home[r as usize] = 1.0;
+            let Some(r) = people.row(pid.value(i)) else {
+                return;
+            };
+            let home = matches!(s, Some("residential" | "nursing"));
+            for (j, d) in ds.iter().enumerate() {
+                if from[i] <= d.day && to[i] > d.day {
+                    sc_active[j][r as usize] = 1.0;
+                    if home {
+                        care_home[j][r as usize] = 1.0;
+                    }
                 }
             }
         })?;
     }
+    let mut out = Vec::with_capacity(k);
+    for (j, ((d, sel), (per, bad))) in ds.iter().zip(&sel).zip(per).enumerate() {
+        out.push(columns(
+            *d,
+            &pop,
+            sel,
+            &acts[j],
+            &per,
+            &sc_active[j],
+            &care_home[j],
+            bad,
+        )?);
+    }
+    timings.push(("columns".into(), t.elapsed().as_secs_f64()));
+    Ok((out, timings))
+}
 
-    // the columns, in spec order
+/// One date's feature set: the columns, in spec order, of the people registered on it
+/// (`sel`, universe rows; `per` in the same order; the rest by universe row).
+#[allow(clippy::too_many_arguments)]
+fn columns(
+    d: IndexDate,
+    pop: &Universe,
+    sel: &[u32],
+    act: &Act,
+    per: &[CodeFeatures],
+    sc_active: &[f64],
+    care_home: &[f64],
+    bad: usize,
+) -> Result<Features, PhmError> {
     let specs = specs();
+    let (y, m, _) = time::ymd(d.day);
+    let dmi = y * 12 + m as i32 - 1;
     let mut columns: Vec<Vec<f64>> = Vec::with_capacity(specs.len());
-    let count = |k: usize| -> Vec<f64> { (0..n).map(|r| f64::from(act.c[r * NC + k])).collect() };
+    let gather = |v: &[f64]| -> Vec<f64> { sel.iter().map(|&r| v[r as usize]).collect() };
+    let count = |k: usize| -> Vec<f64> {
+        sel.iter()
+            .map(|&r| f64::from(act.c[r as usize * NC + k]))
+            .collect()
+    };
     let ltc_bit =
         |k: usize| -> Vec<f64> { per.iter().map(|p| f64::from((p.ltc >> k) & 1)).collect() };
     let idx = |j: usize| -> Vec<f64> { per.iter().map(|p| p.indices[j]).collect() };
-    let Population {
-        person_id,
-        practice,
-        age,
-        sex_male,
-        imd,
-        ethnic,
-    } = pop;
-    let (mut age, mut sex_male, mut imd, mut ethnic) =
-        (Some(age), Some(sex_male), Some(imd), Some(ethnic));
-    let (mut sc_active, mut care_home) = (Some(sc_active), Some(care_home));
     for (name, _) in &specs {
         let col = match name.as_str() {
-            "age" => age.take().unwrap_or_default(),
-            "sex_male" => sex_male.take().unwrap_or_default(),
-            "imd_decile" => imd.take().unwrap_or_default(),
-            "ethnic_group" => ethnic.take().unwrap_or_default(),
+            "age" => sel
+                .iter()
+                .map(|&r| match pop.birth_months[r as usize] {
+                    i32::MIN => f64::NAN,
+                    b => f64::from((dmi - b).div_euclid(12)),
+                })
+                .collect(),
+            "sex_male" => gather(&pop.sex_male),
+            "imd_decile" => gather(&pop.imd),
+            "ethnic_group" => gather(&pop.ethnic),
             "ltc_count" => per.iter().map(|p| f64::from(p.ltc.count_ones())).collect(),
             "emergency_365" => count(EM365),
             "emergency_730" => count(EM730),
             "elective_365" => count(EL365),
             "maternity_365" => count(MAT365),
-            "bed_days_365" => act.bed.iter().map(|&x| x as f64).collect(),
-            "days_since_emergency" => act
-                .last
+            "bed_days_365" => sel.iter().map(|&r| act.bed[r as usize] as f64).collect(),
+            "days_since_emergency" => sel
                 .iter()
-                .map(|&l| {
-                    if l == i64::MIN {
-                        f64::NAN
-                    } else {
-                        f64::from(d.day - l.div_euclid(DAY_US) as i32)
-                    }
+                .map(|&r| match act.last[r as usize] {
+                    i64::MIN => f64::NAN,
+                    l => f64::from(d.day - l.div_euclid(DAY_US) as i32),
                 })
                 .collect(),
             "ae_365" => count(AE365),
@@ -699,8 +834,8 @@ pub(crate) async fn compute(
                 .iter()
                 .map(|p| f64::from(u8::from(f64::from(p.med_distinct_90) >= POLYPHARMACY)))
                 .collect(),
-            "social_care_active" => sc_active.take().unwrap_or_default(),
-            "care_home" => care_home.take().unwrap_or_default(),
+            "social_care_active" => gather(sc_active),
+            "care_home" => gather(care_home),
             "charlson" => idx(0),
             "elixhauser" => idx(1),
             "hfrs" => idx(2),
@@ -722,13 +857,18 @@ pub(crate) async fn compute(
         columns.push(col);
     }
     let outcome = d.has_outcome.then(|| {
-        (0..n)
-            .map(|r| u8::from(act.c[r * NC + OUTCOME] > 0))
+        sel.iter()
+            .map(|&r| u8::from(act.c[r as usize * NC + OUTCOME] > 0))
             .collect()
     });
-    timings.push(("columns".into(), t.elapsed().as_secs_f64()));
-    Ok((
-        Features::in_spec_order(d, person_id, practice, columns, outcome, bad),
-        timings,
+    Ok(Features::in_spec_order(
+        d,
+        sel.iter().map(|&r| pop.person_id[r as usize]).collect(),
+        sel.iter()
+            .map(|&r| pop.practice[r as usize].clone())
+            .collect(),
+        columns,
+        outcome,
+        bad,
     ))
 }

@@ -643,18 +643,42 @@ fn day_bucket(a: u32) -> u32 {
     }
 }
 
+impl CodeEvents {
+    /// Sort each person's events by code, then most recent first (fewest days before),
+    /// on two threads; the index profiles read them in that order at every date.
+    pub(crate) fn sort(&mut self) {
+        let n = self.start.len() - 1;
+        let mid = self.start[n / 2] as usize;
+        let (a, b) = self.events.split_at_mut(mid);
+        let start = &self.start;
+        let sort_part = |ev: &mut [(u32, u32)], rows: std::ops::Range<usize>, base: usize| {
+            for i in rows {
+                ev[start[i] as usize - base..start[i + 1] as usize - base].sort_unstable();
+            }
+        };
+        std::thread::scope(|s| {
+            s.spawn(|| sort_part(b, n / 2..n, mid));
+            sort_part(a, 0..n / 2, 0);
+        });
+    }
+}
+
 /// Each person's long-term conditions, medicine counts and indices from their coded
-/// events; the indices by [`indices`] itself: people whose events reduce to the same profile
-/// (each code with the bucket of its most recent event; each medicine with its number of
-/// issues) share one evaluation. Malformed codes are counted per event, as [`indices`]
+/// events (sorted by [`CodeEvents::sort`]), for several index dates: `work` holds, per
+/// date, the person rows to profile and the date's `shift` (days before the latest date
+/// the events are counted from). An event belongs to a date when it is before it
+/// (`days > shift`) and, for a medicine, within the year before it. The indices come from
+/// [`indices`] itself: people whose events reduce to the same profile (each code with the
+/// bucket of its most recent event; each medicine with its number of issues) share one
+/// evaluation, across dates too. Malformed codes are counted per event, as [`indices`]
 /// counts them. `ltc_of[code]`: the long-term condition a code records (`u8::MAX`: none).
 pub(crate) fn indices_profile(
     ev: &CodeEvents,
     codes: &[String],
     systems: &[CodeSystem],
     ltc_of: &[u8],
-    range: std::ops::Range<usize>,
-) -> (Vec<crate::engine::CodeFeatures>, usize) {
+    work: &[(&[u32], u32)],
+) -> Vec<(Vec<crate::engine::CodeFeatures>, usize)> {
     let win = |name: &str| {
         INDEX_WINDOWS
             .iter()
@@ -670,78 +694,87 @@ pub(crate) fn indices_profile(
         .map(|(c, s)| s.normalise(c).is_err())
         .collect();
     let mut memo: HashMap<Vec<u32>, [f64; 6]> = HashMap::new();
-    let mut out = Vec::with_capacity(range.len());
-    let mut malformed = 0usize;
-    let mut evs: Vec<(u32, u32)> = Vec::new();
     let mut key: Vec<u32> = Vec::new();
     // (code id, most recent days, count) per distinct code of the person
     let mut per: Vec<(u32, u32, u32)> = Vec::new();
-    for i in range {
-        evs.clear();
-        evs.extend_from_slice(&ev.events[ev.start[i] as usize..ev.start[i + 1] as usize]);
-        evs.sort_unstable();
-        per.clear();
-        let mut f = crate::engine::CodeFeatures {
-            ltc: 0,
-            med_items: 0,
-            med_distinct_90: 0,
-            indices: [0.0; 6],
-        };
-        for &(c, a) in &evs {
-            let sys = systems[c as usize];
-            match per.last_mut() {
-                Some(p) if p.0 == c => p.2 += 1, // sorted: the first has the fewest days
-                _ => {
-                    per.push((c, a, 1));
-                    if sys == CodeSystem::Bnf && a <= RECENT as u32 {
-                        f.med_distinct_90 += 1;
+    let mut results = Vec::with_capacity(work.len());
+    for &(rows, shift) in work {
+        let mut out = Vec::with_capacity(rows.len());
+        let mut malformed = 0usize;
+        for &i in rows {
+            let i = i as usize;
+            let evs = &ev.events[ev.start[i] as usize..ev.start[i + 1] as usize];
+            per.clear();
+            let mut f = crate::engine::CodeFeatures {
+                ltc: 0,
+                med_items: 0,
+                med_distinct_90: 0,
+                indices: [0.0; 6],
+            };
+            for &(c, a) in evs {
+                if a <= shift {
+                    continue; // on or after this date
+                }
+                let a = a - shift;
+                let sys = systems[c as usize];
+                if sys == CodeSystem::Bnf {
+                    if a > YEAR as u32 {
+                        continue;
                     }
-                    if let Some(k) = ltc_of.get(c as usize).filter(|k| **k != u8::MAX) {
-                        f.ltc |= 1 << k;
+                    f.med_items += 1;
+                }
+                match per.last_mut() {
+                    Some(p) if p.0 == c => p.2 += 1, // sorted: the first has the fewest days
+                    _ => {
+                        per.push((c, a, 1));
+                        if sys == CodeSystem::Bnf && a <= RECENT as u32 {
+                            f.med_distinct_90 += 1;
+                        }
+                        if let Some(k) = ltc_of.get(c as usize).filter(|k| **k != u8::MAX) {
+                            f.ltc |= 1 << k;
+                        }
                     }
                 }
-            }
-            if sys == CodeSystem::Bnf {
-                f.med_items += 1;
-            }
-            if bad[c as usize] {
-                // eFI reads (and rejects) every event; Charlson the ICD-10 ones in its window
-                malformed += 1;
-                if sys == CodeSystem::Icd10 && a < charlson_days {
+                if bad[c as usize] {
+                    // eFI reads (and rejects) every event; Charlson the ICD-10 ones in its window
                     malformed += 1;
+                    if sys == CodeSystem::Icd10 && a < charlson_days {
+                        malformed += 1;
+                    }
                 }
             }
-        }
-        key.clear();
-        for &(c, a, n) in &per {
-            key.push(c);
-            key.push(if systems[c as usize] == CodeSystem::Bnf {
-                n
-            } else {
-                day_bucket(a)
-            });
-        }
-        if let Some(v) = memo.get(&key) {
-            f.indices = *v;
-            out.push(f);
-            continue;
-        }
-        let mut list: Vec<(CodeSystem, Arc<str>, u32)> = vec![];
-        for &(c, a, n) in &per {
-            let sys = systems[c as usize];
-            let code: Arc<str> = Arc::from(codes[c as usize].as_str());
-            // medicines count by issue; conditions by their most recent record
-            let times = if sys == CodeSystem::Bnf { n } else { 1 };
-            for _ in 0..times {
-                list.push((sys, code.clone(), a));
+            key.clear();
+            for &(c, a, n) in &per {
+                key.push(c);
+                key.push(if systems[c as usize] == CodeSystem::Bnf {
+                    n
+                } else {
+                    day_bucket(a)
+                });
             }
+            if let Some(v) = memo.get(&key) {
+                f.indices = *v;
+                out.push(f);
+                continue;
+            }
+            let mut list: Vec<(CodeSystem, Arc<str>, u32)> = vec![];
+            for &(c, a, n) in &per {
+                let sys = systems[c as usize];
+                let code: Arc<str> = Arc::from(codes[c as usize].as_str());
+                // medicines count by issue; conditions by their most recent record
+                let times = if sys == CodeSystem::Bnf { n } else { 1 };
+                for _ in 0..times {
+                    list.push((sys, code.clone(), a));
+                }
+            }
+            let (v, _) = indices(&list);
+            memo.insert(key.clone(), v);
+            f.indices = v;
+            out.push(f);
         }
-        let (v, _) = indices(&list);
-        memo.insert(key.clone(), v);
-        f.indices = v;
-        out.push(f);
+        results.push((out, malformed));
     }
-    (out, malformed)
+    results
 }
 
 /// Seconds spent in each step of [`compute`], for the run's report.
@@ -753,14 +786,30 @@ pub type Timings = Vec<(String, f64)>;
 /// only, never rows).
 pub async fn compute(ctx: &SessionContext, d: IndexDate) -> Result<Features, PhmError> {
     let (f, timings) = compute_timed(ctx, d).await?;
+    trace(&[d], &timings);
+    Ok(f)
+}
+
+/// [`compute`] at several index dates in one pass over the lake (each table read once,
+/// for the union of the dates' windows): the same feature sets, in the order of `ds`.
+pub async fn compute_many(
+    ctx: &SessionContext,
+    ds: &[IndexDate],
+) -> Result<Vec<Features>, PhmError> {
+    let (f, timings) = crate::engine::compute_many(ctx, ds).await?;
+    trace(ds, &timings);
+    Ok(f)
+}
+
+fn trace(ds: &[IndexDate], timings: &Timings) {
     if std::env::var_os("TRENT_TRACE").is_some() {
         let steps: Vec<String> = timings
             .iter()
             .map(|(s, t)| format!("{s} {t:.2} s"))
             .collect();
-        eprintln!("features {}: {}", time::iso(d.day), steps.join(", "));
+        let dates: Vec<String> = ds.iter().map(|d| time::iso(d.day)).collect();
+        eprintln!("features {}: {}", dates.join(", "), steps.join(", "));
     }
-    Ok(f)
 }
 
 /// [`compute`], with the seconds each step took (the engine: [`crate::engine`]).

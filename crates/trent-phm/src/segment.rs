@@ -78,68 +78,102 @@ impl Segment {
 /// eFI bands by the `efi_band` feature (Clegg 2016: fit ≤ 0.12, mild ≤ 0.24, moderate ≤ 0.36, severe).
 pub const EFI_BANDS: [&str; 4] = ["fit", "mild", "moderate", "severe"];
 
-/// Named feature columns for the rules.
+/// The feature columns the rules read, found by name once (not once a person).
 struct Cols<'a> {
-    f: &'a Features,
+    age: &'a [f64],
+    em: &'a [f64],
+    efi_band: &'a [f64],
+    ltcs: &'a [f64],
+    cancer: &'a [f64],
+    hfrs: &'a [f64],
+    dementia: &'a [f64],
+    care_home: &'a [f64],
+    heart_failure: &'a [f64],
+    copd: &'a [f64],
+    ckd: &'a [f64],
+    social_care: &'a [f64],
+    learning_disability: &'a [f64],
+    smi: &'a [f64],
+    stroke: &'a [f64],
+    maternity: &'a [f64],
+    ae_90: &'a [f64],
 }
 
-impl Cols<'_> {
-    fn get(&self, name: &str, i: usize) -> f64 {
-        self.f
-            .column(name)
-            .map(|c| c[i])
-            .unwrap_or_else(|| panic!("segmentation needs feature {name}"))
+impl<'a> Cols<'a> {
+    fn new(f: &'a Features) -> Cols<'a> {
+        let c = |name: &str| {
+            f.column(name)
+                .unwrap_or_else(|| panic!("segmentation needs feature {name}"))
+        };
+        Cols {
+            age: c("age"),
+            em: c("emergency_365"),
+            efi_band: c("efi_band"),
+            ltcs: c("ltc_count"),
+            cancer: c("ltc_cancer"),
+            hfrs: c("hfrs"),
+            dementia: c("ltc_dementia"),
+            care_home: c("care_home"),
+            heart_failure: c("ltc_heart_failure"),
+            copd: c("ltc_copd"),
+            ckd: c("ltc_ckd"),
+            social_care: c("social_care_active"),
+            learning_disability: c("ltc_learning_disability"),
+            smi: c("ltc_smi"),
+            stroke: c("ltc_stroke"),
+            maternity: c("maternity_365"),
+            ae_90: c("ae_90"),
+        }
     }
-    fn yes(&self, name: &str, i: usize) -> bool {
-        self.get(name, i) > 0.0
+
+    fn segment(&self, i: usize) -> Segment {
+        let yes = |c: &[f64]| c[i] > 0.0;
+        let age = self.age[i];
+        let em = self.em[i];
+        let efi_band = self.efi_band[i];
+        let ltcs = self.ltcs[i];
+        if (yes(self.cancer) && em >= 2.0) || (efi_band >= 3.0 && age >= 75.0 && em >= 2.0) {
+            return Segment::EndOfLife;
+        }
+        if age >= 65.0
+            && (efi_band >= 2.0 || self.hfrs[i] >= 5.0 || yes(self.dementia) || yes(self.care_home))
+        {
+            return Segment::Frailty;
+        }
+        let organ = yes(self.heart_failure) || yes(self.copd) || yes(self.ckd);
+        if ltcs >= 4.0 || (ltcs >= 2.0 && organ && em >= 1.0) {
+            return Segment::ComplexMultimorbidity;
+        }
+        let sc = yes(self.social_care);
+        if yes(self.learning_disability)
+            || yes(self.smi)
+            || (yes(self.stroke) && sc)
+            || (age < 65.0 && sc)
+        {
+            return Segment::Disability;
+        }
+        if ltcs >= 1.0 {
+            return Segment::ChronicConditions;
+        }
+        if age < 1.0 || yes(self.maternity) {
+            return Segment::MaternalInfant;
+        }
+        if em >= 1.0 || yes(self.ae_90) {
+            return Segment::AcutelyIll;
+        }
+        Segment::Healthy
     }
 }
 
 /// The segment of person `i` of `f`.
 pub fn segment(f: &Features, i: usize) -> Segment {
-    let c = Cols { f };
-    let age = c.get("age", i);
-    let em = c.get("emergency_365", i);
-    let efi_band = c.get("efi_band", i);
-    let ltcs = c.get("ltc_count", i);
-    if (c.yes("ltc_cancer", i) && em >= 2.0) || (efi_band >= 3.0 && age >= 75.0 && em >= 2.0) {
-        return Segment::EndOfLife;
-    }
-    if age >= 65.0
-        && (efi_band >= 2.0
-            || c.get("hfrs", i) >= 5.0
-            || c.yes("ltc_dementia", i)
-            || c.yes("care_home", i))
-    {
-        return Segment::Frailty;
-    }
-    let organ = c.yes("ltc_heart_failure", i) || c.yes("ltc_copd", i) || c.yes("ltc_ckd", i);
-    if ltcs >= 4.0 || (ltcs >= 2.0 && organ && em >= 1.0) {
-        return Segment::ComplexMultimorbidity;
-    }
-    let sc = c.yes("social_care_active", i);
-    if c.yes("ltc_learning_disability", i)
-        || c.yes("ltc_smi", i)
-        || (c.yes("ltc_stroke", i) && sc)
-        || (age < 65.0 && sc)
-    {
-        return Segment::Disability;
-    }
-    if ltcs >= 1.0 {
-        return Segment::ChronicConditions;
-    }
-    if age < 1.0 || c.yes("maternity_365", i) {
-        return Segment::MaternalInfant;
-    }
-    if em >= 1.0 || c.yes("ae_90", i) {
-        return Segment::AcutelyIll;
-    }
-    Segment::Healthy
+    Cols::new(f).segment(i)
 }
 
-/// Everyone's segment.
+/// The segment of everyone in `f`.
 pub fn segments(f: &Features) -> Vec<Segment> {
-    (0..f.len()).map(|i| segment(f, i)).collect()
+    let c = Cols::new(f);
+    (0..f.len()).map(|i| c.segment(i)).collect()
 }
 
 /// Centile (0-100, share of people with a lower risk) of each risk.

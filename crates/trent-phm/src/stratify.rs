@@ -112,9 +112,11 @@ pub fn matrix(f: &Features) -> Result<FeatureMatrix, PhmError> {
     let segs: Vec<&str> = segment::segments(f).iter().map(|s| s.name()).collect();
     m.add_group("segment", &segs).map_err(err)?;
     let col = |n: &str| f.column(n).expect("feature set has its own columns");
-    let q: Vec<String> = col("imd_decile")
+    // a missing decile (NaN) is "Q0", as it always was
+    const QUINTILES: [&str; 6] = ["Q0", "Q1", "Q2", "Q3", "Q4", "Q5"];
+    let q: Vec<&str> = col("imd_decile")
         .iter()
-        .map(|d| format!("Q{}", ((d.clamp(1.0, 10.0) as i64) + 1) / 2))
+        .map(|d| QUINTILES[((d.clamp(1.0, 10.0) as usize) + 1) / 2])
         .collect();
     m.add_group("imd_quintile", &q).map_err(err)?;
     let sex: Vec<&str> = col("sex_male")
@@ -192,6 +194,20 @@ pub fn feature_dates(
     Ok(out)
 }
 
+/// The features at `x`: the index date's, or one of the others computed beside them.
+fn pick<'a>(
+    now: &'a Features,
+    others: &'a std::collections::HashMap<i32, Features>,
+    x: IndexDate,
+) -> Result<&'a Features, PhmError> {
+    if x.day == now.index_day {
+        return Ok(now);
+    }
+    others
+        .get(&x.day)
+        .ok_or_else(|| PhmError::Other(format!("no features computed for {}", time::iso(x.day))))
+}
+
 /// Run it.
 pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyReport, PhmError> {
     let mut timings = vec![];
@@ -204,7 +220,20 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
         .unwrap_or_else(|| time::iso(end_day + 1));
     let d = IndexDate::check(&date, start, end)?;
     let ctx = lake.session().await?;
-    let now = features::compute(&ctx, d).await?;
+    // every date the run needs, in one pass over the lake
+    let days = feature_dates(lake, Some(&date), opts.model.is_none())?;
+    let ids = days
+        .iter()
+        .map(|&x| IndexDate::check(&time::iso(x), start, end))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut computed: std::collections::HashMap<i32, Features> = days
+        .iter()
+        .copied()
+        .zip(features::compute_many(&ctx, &ids).await?)
+        .collect();
+    let now = computed
+        .remove(&d.day)
+        .ok_or_else(|| PhmError::Other("no features at the index date".into()))?;
     let now_m = matrix(&now)?;
     timings.push(("features", t.elapsed().as_secs_f64()));
     // evaluation date: D if it has its outcome, else the latest that does
@@ -225,15 +254,17 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
             let evaluation = match eval_date {
                 Some(ed) => {
                     let t = Instant::now();
-                    let ef = features::compute(&ctx, ed).await?;
+                    let ef = pick(&now, &computed, ed)?;
                     let em = matrix(&ef)?;
                     timings.push(("evaluation features", t.elapsed().as_secs_f64()));
                     let t = Instant::now();
                     let p = model.predict(&em).map_err(rm)?;
+                    timings.push(("evaluation score", t.elapsed().as_secs_f64()));
+                    let t = Instant::now();
                     let ev = trent_riskmodel::evaluate_scores(&p, em.labels(), em.groups())
                         .map_err(rm)?;
                     timings.push(("evaluate", t.elapsed().as_secs_f64()));
-                    kept = Some((ed.day, ef.person_id, p));
+                    kept = Some((ed.day, ef.person_id.clone(), p));
                     Some((time::iso(ed.day), ev, None))
                 }
                 None => None,
@@ -256,14 +287,17 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
                 }
             })?;
             let t = Instant::now();
-            let tf = features::compute(&ctx, td).await?;
+            let tf = pick(&now, &computed, td)?;
             let tm = matrix(&tf)?;
             let (fit, hold): (Vec<usize>, Vec<usize>) =
                 (0..tm.n_rows()).partition(|&i| tf.person_id[i].rem_euclid(10) != 0);
             let fit_m = tm.select_rows(&fit).map_err(rm)?;
             let hold_m = tm.select_rows(&hold).map_err(rm)?;
-            drop((tf, tm)); // one copy of the training people in memory at a time
-            let ef = features::compute(&ctx, ed).await?;
+            drop(tm); // one copy of the training people in memory at a time
+            if td.day != time::add_years(d.day, -1) {
+                computed.remove(&td.day); // not needed for rising risk either
+            }
+            let ef = pick(&now, &computed, ed)?;
             let em = matrix(&ef)?;
             let eval_n = em.n_rows();
             timings.push(("training features", t.elapsed().as_secs_f64()));
@@ -314,7 +348,7 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
                 "emergency-admission-gbt-{}.json",
                 time::iso(td.day)
             ));
-            kept = Some((ed.day, ef.person_id, gp));
+            kept = Some((ed.day, ef.person_id.clone(), gp));
             drop(em);
             Artefact::new(gbt.clone(), &fit_m, meta("gbt"), Some(ev.clone()))
                 .map_err(rm)?
@@ -348,9 +382,9 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
                 let (ids, pr) = match kept.take() {
                     Some((day, ids, p)) if day == pd.day => (ids, p),
                     _ => {
-                        let pf = features::compute(&ctx, pd).await?;
+                        let pf = pick(&now, &computed, pd)?;
                         let pm = matrix(&pf)?;
-                        (pf.person_id, model.predict(&pm).map_err(rm)?)
+                        (pf.person_id.clone(), model.predict(&pm).map_err(rm)?)
                     }
                 };
                 ids.into_iter().zip(pr).collect()

@@ -58,10 +58,14 @@ impl GroupColumn {
             .iter()
             .map(|v| {
                 let v = v.as_ref();
-                *index.entry(v.to_string()).or_insert_with(|| {
-                    levels.push(v.to_string());
-                    (levels.len() - 1) as u32
-                })
+                // look up by &str: a String is made once a level, not once a row
+                if let Some(&k) = index.get(v) {
+                    return k;
+                }
+                levels.push(v.to_string());
+                let k = (levels.len() - 1) as u32;
+                index.insert(v.to_string(), k);
+                k
             })
             .collect();
         GroupColumn {
