@@ -445,6 +445,287 @@ impl FlatForest {
     }
 }
 
+/// The forest compiled for scoring many rows. A tree only ever compares a feature with
+/// the model's own thresholds on it (the observation behind QuickScorer, Lucchese et al.
+/// 2015), so each value is replaced by its rank among those thresholds — one byte — and
+/// a split becomes a byte compare: `x <= t_j` exactly when `rank(x) <= j`, `rank(x)`
+/// counting the thresholds below `x`. Categorical values become their position among the
+/// codes any rule on the feature sends left (other codes and missing: 63), a rule a
+/// 64-bit mask. Nodes are 8 bytes with both children side by side, so the next node is
+/// `left + went_right`, no branch on the direction; a leaf's next node is itself. Rows
+/// are encoded a block at a time (64 rows × the used features, in L1) and the block goes
+/// through every tree in turn, 8 rows side by side for the tree's full depth: a walk is a
+/// chain of dependent loads, and 8 independent chains keep the core busy where one
+/// waits (measured on 1.07M people and 235 trees: about 10% faster than walking each row
+/// to its leaf; the byte encoding alone was no faster than [`FlatForest`], which is
+/// bound by the same chain of loads). Each row adds the trees in order, so the sums are
+/// bit for bit those of [`Tree::predict`]. Models it cannot hold (more than 255 used features, 254 thresholds
+/// on a feature, 63 left codes on a feature or 256 categorical rules) are scored by
+/// [`FlatForest`].
+struct Compiled {
+    /// the model feature behind each byte of an encoded row
+    used: Vec<usize>,
+    /// per byte: numeric thresholds ascending (empty for categorical)
+    cuts: Vec<Vec<f32>>,
+    /// per byte: categorical codes sent left by some rule, ascending (`None`: numeric)
+    codes: Vec<Option<Vec<i32>>>,
+    /// per byte: rank of the integers `0..lut.len()` (numeric features of small counts)
+    lut: Vec<Vec<u8>>,
+    masks: Vec<u64>,
+    nodes: Vec<CNode>,
+    /// leaf values by node (0 at splits)
+    values: Vec<f64>,
+    roots: Vec<u32>,
+    /// each tree's deepest leaf (splits on the way)
+    depth: Vec<u32>,
+}
+
+#[derive(Clone, Copy)]
+struct CNode {
+    /// byte of the encoded row
+    col: u8,
+    /// numeric: threshold rank; categorical: index into `masks`
+    cut: u8,
+    flags: u8,
+    /// split: the left child (the right is next to it); leaf: itself (a leaf's `cut` is
+    /// 255, which no byte exceeds, so a walk that goes on stays there)
+    next: u32,
+}
+
+const C_LEAF: u8 = 1;
+const C_DEFAULT_LEFT: u8 = 2;
+const C_CATEGORICAL: u8 = 4;
+/// Rank of a missing numeric value (above every threshold rank).
+const C_MISSING: u8 = 255;
+/// Rank of a missing or never-sent-left categorical code (no mask has bit 63).
+const C_OTHER: u8 = 63;
+/// Integers below this get a lookup table instead of a binary search.
+const C_LUT: usize = 1024;
+
+impl Compiled {
+    fn new(trees: &[Tree], n_features: usize) -> Option<Compiled> {
+        // which features splits use, and their thresholds or left codes
+        let mut thr: Vec<Vec<f32>> = vec![vec![]; n_features];
+        let mut cat: Vec<Option<Vec<i32>>> = vec![None; n_features];
+        let mut used_f = vec![false; n_features];
+        for n in trees.iter().flat_map(|t| &t.nodes) {
+            if let Node::Split { feature, rule, .. } = n {
+                used_f[*feature] = true;
+                match rule {
+                    Rule::Numeric { threshold, .. } => {
+                        if threshold.is_nan() || cat[*feature].is_some() {
+                            return None;
+                        }
+                        thr[*feature].push(*threshold);
+                    }
+                    Rule::Categorical { left_codes } => {
+                        if !thr[*feature].is_empty() {
+                            return None;
+                        }
+                        cat[*feature]
+                            .get_or_insert_with(Vec::new)
+                            .extend_from_slice(left_codes);
+                    }
+                }
+            }
+        }
+        let used: Vec<usize> = (0..n_features).filter(|&f| used_f[f]).collect();
+        if used.len() > 255 {
+            return None;
+        }
+        let mut byte_of = vec![u8::MAX; n_features];
+        let (mut cuts, mut codes, mut lut) = (vec![], vec![], vec![]);
+        for (b, &f) in used.iter().enumerate() {
+            byte_of[f] = b as u8;
+            let mut t = std::mem::take(&mut thr[f]);
+            t.sort_by(f32::total_cmp);
+            t.dedup_by(|a, b| a == b);
+            let c = cat[f].take().map(|mut c| {
+                c.sort_unstable();
+                c.dedup();
+                c
+            });
+            if t.len() > 254 || c.as_ref().is_some_and(|c| c.len() > 63) {
+                return None;
+            }
+            lut.push(if c.is_none() {
+                (0..C_LUT)
+                    .map(|v| t.partition_point(|&x| x < v as f32) as u8)
+                    .collect()
+            } else {
+                vec![]
+            });
+            cuts.push(t);
+            codes.push(c);
+        }
+        let mut f = Compiled {
+            used,
+            cuts,
+            codes,
+            lut,
+            masks: vec![],
+            nodes: vec![],
+            values: vec![],
+            roots: vec![],
+            depth: vec![],
+        };
+        for t in trees {
+            // breadth first: a split's children get two adjacent slots
+            f.roots.push(f.nodes.len() as u32);
+            let mut queue = std::collections::VecDeque::from([(0usize, f.nodes.len(), 0u32)]);
+            f.nodes.push(CNode {
+                col: 0,
+                cut: 0,
+                flags: 0,
+                next: 0,
+            });
+            f.values.push(0.0);
+            let mut deepest = 0;
+            while let Some((orig, at, level)) = queue.pop_front() {
+                f.nodes[at] = match &t.nodes[orig] {
+                    Node::Leaf { value, .. } => {
+                        f.values[at] = *value;
+                        deepest = deepest.max(level);
+                        CNode {
+                            col: 0,
+                            cut: C_MISSING,
+                            flags: C_LEAF,
+                            next: at as u32,
+                        }
+                    }
+                    Node::Split {
+                        feature,
+                        rule,
+                        left,
+                        right,
+                        ..
+                    } => {
+                        let b = byte_of[*feature] as usize;
+                        let (cut, flags) = match rule {
+                            Rule::Numeric {
+                                threshold,
+                                default_left,
+                            } => {
+                                let j = f.cuts[b].partition_point(|&x| x < *threshold);
+                                let dl = if *default_left { C_DEFAULT_LEFT } else { 0 };
+                                (j as u8, dl)
+                            }
+                            Rule::Categorical { left_codes } => {
+                                let all = f.codes[b].as_ref().expect("categorical byte");
+                                let mut m = 0u64;
+                                for c in left_codes {
+                                    m |= 1 << all.binary_search(c).expect("code listed");
+                                }
+                                if f.masks.len() == 256 {
+                                    return None;
+                                }
+                                f.masks.push(m);
+                                ((f.masks.len() - 1) as u8, C_CATEGORICAL)
+                            }
+                        };
+                        let kids = f.nodes.len();
+                        for _ in 0..2 {
+                            f.nodes.push(CNode {
+                                col: 0,
+                                cut: 0,
+                                flags: 0,
+                                next: 0,
+                            });
+                            f.values.push(0.0);
+                        }
+                        queue.push_back((*left, kids, level + 1));
+                        queue.push_back((*right, kids + 1, level + 1));
+                        CNode {
+                            col: b as u8,
+                            cut,
+                            flags,
+                            next: kids as u32,
+                        }
+                    }
+                };
+            }
+            f.depth.push(deepest);
+        }
+        Some(f)
+    }
+
+    /// Encode rows `first..first + k` of `cols` into `buf` (row-major, one byte per used
+    /// feature).
+    fn encode(&self, cols: &[&[f32]], first: usize, k: usize, buf: &mut [u8]) {
+        let w = self.used.len();
+        for (b, &f) in self.used.iter().enumerate() {
+            let col = &cols[f][first..first + k];
+            if let Some(codes) = &self.codes[b] {
+                for (i, &x) in col.iter().enumerate() {
+                    buf[i * w + b] = if x.is_nan() {
+                        C_OTHER
+                    } else {
+                        codes
+                            .binary_search(&(x as i32))
+                            .map_or(C_OTHER, |p| p as u8)
+                    };
+                }
+            } else {
+                let (cuts, lut) = (&self.cuts[b], &self.lut[b]);
+                for (i, &x) in col.iter().enumerate() {
+                    buf[i * w + b] = if x.is_nan() {
+                        C_MISSING
+                    } else if x >= 0.0 && x < C_LUT as f32 && x == x.trunc() {
+                        lut[x as usize]
+                    } else {
+                        cuts.partition_point(|&t| t < x) as u8
+                    };
+                }
+            }
+        }
+    }
+
+    /// One step down from node `a` for an encoded row (a leaf stays where it is).
+    #[inline(always)]
+    fn step(&self, a: usize, row: &[u8]) -> usize {
+        let n = self.nodes[a];
+        let x = row[n.col as usize];
+        let right = if n.flags & C_CATEGORICAL == 0 {
+            (x > n.cut) & !((x == C_MISSING) & (n.flags & C_DEFAULT_LEFT != 0))
+        } else {
+            (self.masks[n.cut as usize] >> x) & 1 == 0
+        };
+        n.next as usize + usize::from(right)
+    }
+
+    /// Add every tree's leaf, in order, to `out[k]` for rows `first..first + out.len()`.
+    fn score(&self, cols: &[&[f32]], first: usize, out: &mut [f64]) {
+        const BLOCK: usize = 64;
+        let w = self.used.len().max(1);
+        let mut buf = vec![0u8; BLOCK * w];
+        for (b, out) in out.chunks_mut(BLOCK).enumerate() {
+            let k = out.len();
+            self.encode(cols, first + b * BLOCK, k, &mut buf);
+            // groups of 8 rows walk each tree side by side for its full depth: 8
+            // independent chains of loads in flight instead of one
+            const G: usize = 8;
+            for t in 0..self.roots.len() {
+                let (root, depth) = (self.roots[t] as usize, self.depth[t]);
+                for (g, og) in out.chunks_mut(G).enumerate() {
+                    let mut a = [root; G];
+                    let rows: [&[u8]; G] = std::array::from_fn(|i| {
+                        let r = (g * G + i).min(k - 1);
+                        &buf[r * w..(r + 1) * w]
+                    });
+                    for _ in 0..depth {
+                        for i in 0..G {
+                            a[i] = self.step(a[i], rows[i]);
+                        }
+                    }
+                    for (o, &ai) in og.iter_mut().zip(&a) {
+                        *o += self.values[ai];
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// One element of a TreeSHAP path: the feature, the fraction of "zero" (feature not
 /// known) and "one" (feature known) paths that flow through, and the permutation weight.
 #[derive(Debug, Clone, Copy)]
@@ -552,6 +833,18 @@ impl GbtModel {
         // scoring is not training: use the machine's cores whatever the model was fitted with
         let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
         let ranges = chunks(n, threads);
+        if let Some(c) = Compiled::new(&self.trees, self.features.len()) {
+            std::thread::scope(|s| {
+                let mut rest: &mut [f64] = &mut out;
+                for r in ranges {
+                    let (mine, tail) = rest.split_at_mut(r.len());
+                    rest = tail;
+                    let c = &c;
+                    s.spawn(move || c.score(cols, r.start, mine));
+                }
+            });
+            return out;
+        }
         let flat = FlatForest::new(&self.trees);
         std::thread::scope(|s| {
             let mut rest: &mut [f64] = &mut out;

@@ -174,6 +174,123 @@ fn gbt_beats_logistic_on_an_interaction() {
         let by_tree = g.trees.iter().fold(g.base_score, |s, t| s + t.predict(x));
         assert_eq!(raw[row].to_bits(), by_tree.to_bits(), "row {row}");
     }
+    // and on rows the model never saw: codes no rule lists, missing codes, huge
+    // codes, values beyond every threshold, exact thresholds, negative zero
+    let odd = synth(3_001, 9, &names_of(&te), |r| {
+        let code = match r.below(6) {
+            0 => f32::NAN,
+            1 => -1.0,
+            2 => 11.0,
+            3 => 16_000_000.0,
+            _ => r.below(8) as f32,
+        };
+        let a = match r.below(5) {
+            0 => f32::NAN,
+            1 => 1e30,
+            2 => -0.0,
+            _ => r.normal() as f32,
+        };
+        (
+            vec![a, r.normal() as f32, code, 7.0 * r.normal() as f32],
+            0.0,
+        )
+    });
+    let thresholds: Vec<f32> = g
+        .trees
+        .iter()
+        .flat_map(|t| &t.nodes)
+        .filter_map(|n| match n {
+            Node::Split {
+                feature: 1,
+                rule: trent_riskmodel::gbt::Rule::Numeric { threshold, .. },
+                ..
+            } => Some(*threshold),
+            _ => None,
+        })
+        .collect();
+    assert!(!thresholds.is_empty());
+    let exact = synth(thresholds.len(), 10, &names_of(&te), |r| {
+        let b = thresholds[r.below(thresholds.len() as u64) as usize];
+        (vec![r.normal() as f32, b, r.below(8) as f32, 0.0], 0.0)
+    });
+    for m in [&odd, &exact] {
+        let raw = gbt.predict_log_odds(m).unwrap();
+        for (row, r) in raw.iter().enumerate() {
+            let x = |j: usize| m.column(j)[row];
+            let by_tree = g.trees.iter().fold(g.base_score, |s, t| s + t.predict(x));
+            assert_eq!(r.to_bits(), by_tree.to_bits(), "row {row}");
+        }
+    }
+}
+
+fn names_of(m: &FeatureMatrix) -> Vec<(&str, FeatureKind)> {
+    m.names()
+        .iter()
+        .zip(m.kinds())
+        .map(|(n, k)| (n.as_str(), *k))
+        .collect()
+}
+
+/// A model too big for the byte-compiled scorer (300 thresholds on one feature) is
+/// scored by the flat walk, and a model at its limit (254) by the compiled one: both give
+/// each tree's own decisions.
+#[test]
+fn scoring_is_exact_either_side_of_the_compiled_limit() {
+    use trent_riskmodel::gbt::{GbtModel, Rule};
+    for cuts in [254usize, 255, 300] {
+        // a chain: split k sends x <= k left to a leaf, the rest on to split k + 1
+        let mut nodes = vec![];
+        for k in 0..cuts {
+            let at = nodes.len();
+            nodes.push(Node::Split {
+                feature: 0,
+                rule: Rule::Numeric {
+                    threshold: k as f32 + 0.5,
+                    default_left: k % 2 == 0,
+                },
+                left: at + 1,
+                right: at + 2,
+                gain: 1.0,
+                count: 10,
+            });
+            nodes.push(Node::Leaf {
+                value: k as f64 / 1000.0,
+                count: 5,
+            });
+        }
+        nodes.push(Node::Leaf {
+            value: -1.0,
+            count: 5,
+        });
+        let g = GbtModel {
+            features: vec!["x".into(), "y".into()],
+            kinds: vec![FeatureKind::Numeric, FeatureKind::Numeric],
+            base_score: -2.0,
+            trees: vec![Tree { nodes }],
+            params: GbtParams::default(),
+            valid_logloss: vec![],
+        };
+        g.validate().unwrap();
+        let m = synth(
+            2_000,
+            12,
+            &[("x", FeatureKind::Numeric), ("y", FeatureKind::Numeric)],
+            |r| {
+                let x = if r.chance(0.05) {
+                    f32::NAN
+                } else {
+                    r.uniform(-5.0, cuts as f64 + 5.0) as f32
+                };
+                (vec![x.floor(), x], 0.0)
+            },
+        );
+        let raw = Model::Gbt(g.clone()).predict_log_odds(&m).unwrap();
+        for (row, r) in raw.iter().enumerate() {
+            let x = |j: usize| m.column(j)[row];
+            let want = g.base_score + g.trees[0].predict(x);
+            assert_eq!(r.to_bits(), want.to_bits(), "{cuts} cuts, row {row}");
+        }
+    }
 }
 
 #[test]
