@@ -252,6 +252,11 @@ pub struct CmsResult {
 const YEAR: u32 = 365;
 const FIVE_YEARS: u32 = 1826;
 
+/// "Four or more prescriptions in the year" (Payne 2020's medication-defined conditions):
+/// the most issues any rule counts. Counts above it change no result, so a caller that
+/// caches results by profile may cap each medicine's issue count here.
+pub const REPEATED_RX: usize = 4;
+
 fn idx(key: &str) -> usize {
     CONDITIONS
         .iter()
@@ -324,17 +329,17 @@ pub fn cms(events: &[Event<'_>], weights: CmsWeights) -> CmsResult {
     let mut f = coded_ever.clone();
     f[idx("cancer")] = coded_5y[idx("cancer")];
     let ad = idx("anxiety_depression");
-    f[ad] = coded_year[ad] || antidep >= 4;
+    f[ad] = coded_year[ad] || antidep >= REPEATED_RX;
     let a = idx("asthma");
     f[a] = coded_ever[a] && asthma_rx >= 1;
     let ep = idx("epilepsy");
     f[ep] = coded_ever[ep] && aed >= 1;
     let ib = idx("ibs");
-    f[ib] = coded_ever[ib] || antispas >= 4;
+    f[ib] = coded_ever[ib] || antispas >= REPEATED_RX;
     let sb = idx("schizophrenia_bipolar");
     f[sb] = coded_ever[sb] || lithium >= 1;
-    f[idx("constipation")] = lax >= 4;
-    f[idx("painful_condition")] = analg >= 4 || (aed >= 4 && !coded_ever[ep]);
+    f[idx("constipation")] = lax >= REPEATED_RX;
+    f[idx("painful_condition")] = analg >= REPEATED_RX || (aed >= REPEATED_RX && !coded_ever[ep]);
     let hundredths: i64 = CONDITIONS
         .iter()
         .zip(&f)

@@ -669,7 +669,8 @@ impl CodeEvents {
 /// the events are counted from). An event belongs to a date when it is before it
 /// (`days > shift`) and, for a medicine, within the year before it. The indices come from
 /// [`indices`] itself: people whose events reduce to the same profile (each code with the
-/// bucket of its most recent event; each medicine with its number of issues) share one
+/// bucket of its most recent event; each medicine with its number of issues, counted up to
+/// [`cms::REPEATED_RX`], the most any index asks for) share one
 /// evaluation, across dates too. Malformed codes are counted per event, as [`indices`]
 /// counts them. `ltc_of[code]`: the long-term condition a code records (`u8::MAX`: none).
 pub(crate) fn indices_profile(
@@ -747,7 +748,8 @@ pub(crate) fn indices_profile(
             for &(c, a, n) in &per {
                 key.push(c);
                 key.push(if systems[c as usize] == CodeSystem::Bnf {
-                    n
+                    // no index counts a medicine's issues beyond CMS's "four or more"
+                    n.min(cms::REPEATED_RX as u32)
                 } else {
                     day_bucket(a)
                 });
