@@ -116,7 +116,7 @@ pub fn matrix(f: &Features) -> Result<FeatureMatrix, PhmError> {
     const QUINTILES: [&str; 6] = ["Q0", "Q1", "Q2", "Q3", "Q4", "Q5"];
     let q: Vec<&str> = col("imd_decile")
         .iter()
-        .map(|d| QUINTILES[((d.clamp(1.0, 10.0) as usize) + 1) / 2])
+        .map(|d| QUINTILES[(d.clamp(1.0, 10.0) as usize).div_ceil(2)])
         .collect();
     m.add_group("imd_quintile", &q).map_err(err)?;
     let sex: Vec<&str> = col("sex_male")
@@ -255,7 +255,7 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
                 Some(ed) => {
                     let t = Instant::now();
                     let ef = pick(&now, &computed, ed)?;
-                    let em = matrix(&ef)?;
+                    let em = matrix(ef)?;
                     timings.push(("evaluation features", t.elapsed().as_secs_f64()));
                     let t = Instant::now();
                     let p = model.predict(&em).map_err(rm)?;
@@ -288,7 +288,7 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
             })?;
             let t = Instant::now();
             let tf = pick(&now, &computed, td)?;
-            let tm = matrix(&tf)?;
+            let tm = matrix(tf)?;
             let (fit, hold): (Vec<usize>, Vec<usize>) =
                 (0..tm.n_rows()).partition(|&i| tf.person_id[i].rem_euclid(10) != 0);
             let fit_m = tm.select_rows(&fit).map_err(rm)?;
@@ -298,7 +298,7 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
                 computed.remove(&td.day); // not needed for rising risk either
             }
             let ef = pick(&now, &computed, ed)?;
-            let em = matrix(&ef)?;
+            let em = matrix(ef)?;
             let eval_n = em.n_rows();
             timings.push(("training features", t.elapsed().as_secs_f64()));
             let t = Instant::now();
@@ -383,7 +383,7 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
                     Some((day, ids, p)) if day == pd.day => (ids, p),
                     _ => {
                         let pf = pick(&now, &computed, pd)?;
-                        let pm = matrix(&pf)?;
+                        let pm = matrix(pf)?;
                         (pf.person_id.clone(), model.predict(&pm).map_err(rm)?)
                     }
                 };

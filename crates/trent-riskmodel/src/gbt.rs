@@ -571,15 +571,9 @@ impl Compiled {
         };
         for t in trees {
             // breadth first: a split's children get two adjacent slots
-            f.roots.push(f.nodes.len() as u32);
-            let mut queue = std::collections::VecDeque::from([(0usize, f.nodes.len(), 0u32)]);
-            f.nodes.push(CNode {
-                col: 0,
-                cut: 0,
-                flags: 0,
-                next: 0,
-            });
-            f.values.push(0.0);
+            let root = f.slot();
+            f.roots.push(root as u32);
+            let mut queue = std::collections::VecDeque::from([(0usize, root, 0u32)]);
             let mut deepest = 0;
             while let Some((orig, at, level)) = queue.pop_front() {
                 f.nodes[at] = match &t.nodes[orig] {
@@ -623,16 +617,8 @@ impl Compiled {
                                 ((f.masks.len() - 1) as u8, C_CATEGORICAL)
                             }
                         };
-                        let kids = f.nodes.len();
-                        for _ in 0..2 {
-                            f.nodes.push(CNode {
-                                col: 0,
-                                cut: 0,
-                                flags: 0,
-                                next: 0,
-                            });
-                            f.values.push(0.0);
-                        }
+                        let kids = f.slot();
+                        f.slot();
                         queue.push_back((*left, kids, level + 1));
                         queue.push_back((*right, kids + 1, level + 1));
                         CNode {
@@ -647,6 +633,18 @@ impl Compiled {
             f.depth.push(deepest);
         }
         Some(f)
+    }
+
+    /// A new node (filled in when its turn in the breadth-first order comes), its index.
+    fn slot(&mut self) -> usize {
+        self.nodes.push(CNode {
+            col: 0,
+            cut: 0,
+            flags: 0,
+            next: 0,
+        });
+        self.values.push(0.0);
+        self.nodes.len() - 1
     }
 
     /// Encode rows `first..first + k` of `cols` into `buf` (row-major, one byte per used
