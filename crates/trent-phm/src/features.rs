@@ -679,7 +679,7 @@ pub(crate) fn indices_profile(
     systems: &[CodeSystem],
     ltc_of: &[u8],
     work: &[(&[u32], u32)],
-) -> Vec<(Vec<crate::engine::CodeFeatures>, usize)> {
+) -> (Vec<(Vec<crate::engine::CodeFeatures>, usize)>, ProfileStats) {
     let win = |name: &str| {
         INDEX_WINDOWS
             .iter()
@@ -699,6 +699,7 @@ pub(crate) fn indices_profile(
     // (code id, most recent days, count) per distinct code of the person
     let mut per: Vec<(u32, u32, u32)> = Vec::new();
     let mut results = Vec::with_capacity(work.len());
+    let mut stats = ProfileStats::default();
     for &(rows, shift) in work {
         let mut out = Vec::with_capacity(rows.len());
         let mut malformed = 0usize;
@@ -769,14 +770,25 @@ pub(crate) fn indices_profile(
                     list.push((sys, code.clone(), a));
                 }
             }
+            let clock = std::time::Instant::now();
             let (v, _) = indices(&list);
+            stats.seconds += clock.elapsed().as_secs_f64();
             memo.insert(key.clone(), v);
             f.indices = v;
             out.push(f);
         }
         results.push((out, malformed));
     }
-    results
+    stats.profiles = memo.len();
+    (results, stats)
+}
+
+/// What [`indices_profile`] scored: the distinct code profiles it ran the five indices on,
+/// and the seconds that took (the rest is looking profiles up). For `TRENT_TRACE`.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ProfileStats {
+    pub(crate) profiles: usize,
+    pub(crate) seconds: f64,
 }
 
 /// Seconds spent in each step of [`compute`], for the run's report.

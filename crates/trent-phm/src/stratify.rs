@@ -293,7 +293,7 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
                 (0..tm.n_rows()).partition(|&i| tf.person_id[i].rem_euclid(10) != 0);
             let fit_m = tm.select_rows(&fit).map_err(rm)?;
             let hold_m = tm.select_rows(&hold).map_err(rm)?;
-            drop(tm); // one copy of the training people in memory at a time
+            drop(tm); // the training rows live on in fit_m and hold_m only
             if td.day != time::add_years(d.day, -1) {
                 computed.remove(&td.day); // not needed for rising risk either
             }

@@ -347,9 +347,11 @@ impl Tree {
 
 /// The trees as one flat array of small nodes (32 bytes, against 80 for a [`Node`]), for
 /// scoring many rows: a block of rows walks one tree after another, so the tree stays in
-/// cache. A leaf points to itself. (Walking a block in lock step for the tree's full
-/// depth, branch-free, was measured slower: 4.8 s against 3.1 s for 1M people and 235
-/// trees — the deepest leaf is on average 1.6 times as deep as the average one.)
+/// cache. A leaf points to itself. The fallback of [`Compiled`], for models too big for
+/// bytes. (Here, with f32 columns and 256-row blocks, walking the block in lock step for
+/// the tree's full depth was measured slower: 4.8 s against 3.1 s for 1M people and 235
+/// trees, the deepest leaf being on average 1.6 times as deep as the average one; the
+/// compiled forest's 8-row groups over byte rows gained instead.)
 struct FlatForest {
     nodes: Vec<FlatNode>,
     roots: Vec<u32>,
@@ -492,7 +494,6 @@ struct CNode {
     next: u32,
 }
 
-const C_LEAF: u8 = 1;
 const C_DEFAULT_LEFT: u8 = 2;
 const C_CATEGORICAL: u8 = 4;
 /// Rank of a missing numeric value (above every threshold rank).
@@ -583,7 +584,7 @@ impl Compiled {
                         CNode {
                             col: 0,
                             cut: C_MISSING,
-                            flags: C_LEAF,
+                            flags: 0,
                             next: at as u32,
                         }
                     }
