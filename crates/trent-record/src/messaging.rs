@@ -24,7 +24,7 @@ use trent_access::Role;
 
 use crate::index::{self, is_fhir_id, kind_of};
 use crate::service::{Ctx, FhirError, Mode, Plan, new_id};
-use crate::store::{Store, StoreError, Tx, corrupt, db, time_text};
+use crate::store::{Arg, Store, StoreError, Tx, corrupt, db, time_text};
 
 /// trent's message-event code system (the events below).
 pub fn event_system() -> String {
@@ -108,21 +108,23 @@ pub struct InboxRecord {
 }
 
 pub(crate) async fn insert_inbox(tx: &mut Tx<'_>, m: &InboxRecord) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO inbox (message_id, sender_client, sender_org, event, received_at, outcome, http_status, message, response, written, exported) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
-        .bind(m.message_id.as_str())
-        .bind(m.sender_client.as_str())
-        .bind(m.sender_org.as_str())
-        .bind(m.event.as_str())
-        .bind(time_text(&m.received_at))
-        .bind(m.outcome.as_str())
-        .bind(i64::from(m.http_status))
-        .bind(m.message.to_string())
-        .bind(m.response.to_string())
-        .bind(Value::from(m.written.clone()).to_string())
-        .bind(i64::from(m.outcome != "ok"))
-        .execute(&mut **tx)
-        .await
-        .map_err(db("recording a message in the inbox"))?;
+    tx.execute("INSERT INTO inbox (message_id, sender_client, sender_org, event, received_at, outcome, http_status, message, response, written, exported) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        &[
+            Arg::S(m.message_id.clone()),
+            Arg::S(m.sender_client.clone()),
+            Arg::S(m.sender_org.clone()),
+            Arg::S(m.event.clone()),
+            Arg::S(time_text(&m.received_at)),
+            Arg::S(m.outcome.clone()),
+            Arg::I(i64::from(m.http_status)),
+            Arg::S(m.message.to_string()),
+            Arg::S(m.response.to_string()),
+            Arg::S(Value::from(m.written.clone()).to_string()),
+            Arg::I(i64::from(m.outcome != "ok")),
+        ],
+        "recording a message in the inbox",
+    )
+    .await?;
     Ok(())
 }
 

@@ -6,7 +6,9 @@
 //! are written once in portable SQL (TEXT and BIGINT only, `$n` placeholders, `ON
 //! CONFLICT` upserts, times as fixed-width RFC 3339 UTC text so that text order is time
 //! order), so both databases run literally the same statements and cannot drift apart.
-//! What differs — connection set-up (SQLite's WAL journal) — is in [`Store::connect`].
+//! What differs — connection set-up (SQLite's WAL journal) — is in [`Store::connect`],
+//! and on PostgreSQL write transactions run on a small typed pool beside the `Any` one so
+//! that a bundle's thousands of rows go by `COPY` (see [`Tx`]); the statements are the same.
 //! Case-insensitive search is done on normalised (lower-case) columns rather than with
 //! `LIKE`'s case rules, which differ between the two.
 //!
@@ -185,7 +187,12 @@ pub struct StoredResource {
     pub json: Value,
 }
 
-fn resource_of(row: &AnyRow) -> Result<StoredResource, StoreError> {
+fn resource_of<R: Row>(row: &R) -> Result<StoredResource, StoreError>
+where
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     let get = |c: &str| -> Result<String, StoreError> {
         row.try_get::<String, _>(c)
             .map_err(db("reading a resource"))
@@ -414,6 +421,8 @@ fn like_escape(s: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// On PostgreSQL, a small typed pool for write transactions (see [`Tx`]).
+    pg: Option<sqlx::PgPool>,
     backend: Backend,
     /// Held by every clone; the background checkpointer stops when the last one is dropped.
     _alive: std::sync::Arc<()>,
@@ -494,9 +503,23 @@ impl Store {
                 std::sync::Arc::downgrade(&alive),
             ));
         }
+        let pg = if backend == Backend::Postgres {
+            // writes are made one at a time (the audit writer's lock), so two connections
+            Some(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(2)
+                    .test_before_acquire(false)
+                    .connect(&url)
+                    .await
+                    .map_err(db("connecting"))?,
+            )
+        } else {
+            None
+        };
         let store = Store {
             _alive: alive,
             pool,
+            pg,
             backend,
             audit_writer: Default::default(),
             audit_queue: Default::default(),
@@ -841,11 +864,7 @@ impl Store {
         let mut t = crate::trace::Steps::start(|| format!("commit of {} writes", writes.len()));
         let mut known = self.get_all(&keys).await?;
         crate::trace::step(&mut t, "current versions");
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(db("starting a transaction"))?;
+        let mut tx = self.begin_write().await?;
         let now_text = time_text(&now);
         let mut outcomes = Vec::with_capacity(writes.len());
         // Inserts are gathered and sent as multi-row statements (one round trip per table
@@ -858,7 +877,7 @@ impl Store {
             let current = if seen.insert((w.res_type.as_str(), w.id.as_str())) {
                 Some(known.remove(&(w.res_type.clone(), w.id.clone())))
             } else {
-                pending.flush(&mut tx, self.backend).await?;
+                pending.flush(&mut tx).await?;
                 None // written earlier in this commit: read it back
             };
             outcomes.push(write_one(&mut tx, w, &now_text, &mut pending, current).await?);
@@ -871,17 +890,26 @@ impl Store {
                 Arg::S(a.line.clone()),
             ]);
         }
-        pending.flush(&mut tx, self.backend).await?;
+        pending.flush(&mut tx).await?;
         crate::trace::step(&mut t, "inserts");
         if let Some(m) = inbox {
             crate::messaging::insert_inbox(&mut tx, m).await?;
         }
-        tx.commit().await.map_err(db("committing"))?;
+        tx.commit().await?;
         crate::trace::step(&mut t, "COMMIT");
         crate::trace::done(t);
         // a resource may carry a registration or care episode
         self.facts.invalidate_all();
         Ok(outcomes)
+    }
+
+    /// Starts a write transaction: on PostgreSQL on the typed pool, elsewhere on the pool.
+    async fn begin_write(&self) -> Result<Tx<'static>, StoreError> {
+        let doing = db("starting a transaction");
+        Ok(match &self.pg {
+            Some(pg) => Tx::Pg(pg.begin().await.map_err(doing)?),
+            None => Tx::Any(self.pool.begin().await.map_err(doing)?),
+        })
     }
 
     /// Appends audit lines on their own (reads and denials change nothing else).
@@ -899,10 +927,10 @@ impl Store {
                 ]
             })
             .collect();
-        if self.backend == Backend::Postgres {
+        if let Some(pg) = &self.pg {
             // one statement, atomic on its own: no BEGIN and COMMIT round trips (every
             // read waits for its audit line)
-            let mut conn = self.pool.acquire().await.map_err(db("connecting"))?;
+            let mut conn = pg.acquire().await.map_err(db("connecting"))?;
             return insert_json(&mut conn, AUDIT_TABLE, "", "", &rows).await;
         }
         let mut tx = self
@@ -1673,7 +1701,87 @@ fn clause_sql(sql: &mut Sql, c: &Clause) {
     }
 }
 
-pub(crate) type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+/// A write transaction.
+///
+/// On PostgreSQL it is a typed `PgConnection`'s, from a small pool beside the `Any` one,
+/// because bulk rows go in by `COPY … FROM STDIN`, a protocol the `Any` driver does not
+/// speak (measured: `bench/pg_inserts.py`, and a bundle's inserts in docs/benchmarks.md);
+/// every other statement is the same portable SQL on either.
+pub(crate) enum Tx<'a> {
+    Any(sqlx::Transaction<'a, sqlx::Any>),
+    Pg(sqlx::Transaction<'a, sqlx::Postgres>),
+}
+
+/// Binds each [`Arg`] in order to a query of either driver.
+macro_rules! bind_args {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                Arg::S(v) => q.bind(v.as_str()),
+                Arg::O(v) => q.bind(v.as_deref()),
+                Arg::I(v) => q.bind(*v),
+            };
+        }
+        q
+    }};
+}
+
+impl Tx<'_> {
+    /// Runs one statement.
+    pub(crate) async fn execute(
+        &mut self,
+        sql: &str,
+        args: &[Arg],
+        doing: &'static str,
+    ) -> Result<(), StoreError> {
+        match self {
+            Tx::Any(tx) => bind_args!(sqlx::query(sql), args)
+                .execute(&mut **tx)
+                .await
+                .map(drop),
+            Tx::Pg(tx) => bind_args!(sqlx::query::<sqlx::Postgres>(sql), args)
+                .execute(&mut **tx)
+                .await
+                .map(drop),
+        }
+        .map_err(db(doing))
+    }
+
+    /// Reads one resource row (`SELECT res_type, res_id, version, person_id,
+    /// last_updated, deleted, json …`).
+    async fn fetch_resource(
+        &mut self,
+        sql: &str,
+        args: &[Arg],
+    ) -> Result<Option<StoredResource>, StoreError> {
+        let doing = "reading a resource";
+        match self {
+            Tx::Any(tx) => bind_args!(sqlx::query(sql), args)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(db(doing))?
+                .as_ref()
+                .map(resource_of)
+                .transpose(),
+            Tx::Pg(tx) => bind_args!(sqlx::query::<sqlx::Postgres>(sql), args)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(db(doing))?
+                .as_ref()
+                .map(resource_of)
+                .transpose(),
+        }
+    }
+
+    async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Any(tx) => tx.commit().await,
+            Tx::Pg(tx) => tx.commit().await,
+        }
+        .map_err(db("committing"))
+    }
+}
 
 fn without_meta(v: &Value) -> Value {
     let mut v = v.clone();
@@ -1695,13 +1803,8 @@ async fn write_one(
     let current = match known {
         Some(c) => c,
         None => {
-            let row = sqlx::query("SELECT res_type, res_id, version, person_id, last_updated, deleted, json FROM resource WHERE res_type = $1 AND res_id = $2")
-                .bind(w.res_type.as_str())
-                .bind(w.id.as_str())
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(db(doing))?;
-            row.as_ref().map(resource_of).transpose()?
+            tx.fetch_resource("SELECT res_type, res_id, version, person_id, last_updated, deleted, json FROM resource WHERE res_type = $1 AND res_id = $2",
+                &[Arg::S(w.res_type.clone()), Arg::S(w.id.clone())]).await?
         }
     };
     let found = current
@@ -1733,9 +1836,12 @@ async fn write_one(
         set_meta(&mut body, &w.id, version, now);
         let text = body.to_string();
         pending.history.push(history_row(&cur));
-        sqlx::query("UPDATE resource SET version = $3, last_updated = $4, deleted = 1, json = $5 WHERE res_type = $1 AND res_id = $2")
-            .bind(w.res_type.as_str()).bind(w.id.as_str()).bind(version).bind(now).bind(text.as_str())
-            .execute(&mut **tx).await.map_err(db(doing))?;
+        tx.execute(
+            "UPDATE resource SET version = $3, last_updated = $4, deleted = 1, json = $5 WHERE res_type = $1 AND res_id = $2",
+            &[Arg::S(w.res_type.clone()), Arg::S(w.id.clone()), Arg::I(version), Arg::S(now.to_string()), Arg::S(text)],
+            doing,
+        )
+        .await?;
         clear_derived(tx, &w.res_type, &w.id, cur.person.as_deref()).await?;
         return Ok(WriteOutcome {
             version,
@@ -1831,23 +1937,22 @@ async fn clear_derived(
         "idx_reference",
         "care_link",
     ] {
-        sqlx::query(&format!(
-            "DELETE FROM {table} WHERE res_type = $1 AND res_id = $2"
-        ))
-        .bind(t)
-        .bind(id)
-        .execute(&mut **tx)
-        .await
-        .map_err(db("clearing index rows"))?;
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE res_type = $1 AND res_id = $2"),
+            &[Arg::S(t.to_string()), Arg::S(id.to_string())],
+            "clearing index rows",
+        )
+        .await?;
     }
     if t == "Patient"
         && let Some(p) = person
     {
-        sqlx::query("DELETE FROM registration WHERE person_id = $1")
-            .bind(p)
-            .execute(&mut **tx)
-            .await
-            .map_err(db("clearing a registration"))?;
+        tx.execute(
+            "DELETE FROM registration WHERE person_id = $1",
+            &[Arg::S(p.to_string())],
+            "clearing a registration",
+        )
+        .await?;
     }
     Ok(())
 }
@@ -1863,7 +1968,7 @@ fn index_to_store_time(s: &str) -> String {
 
 /// A value bound into a multi-row insert.
 #[derive(Debug, Clone)]
-enum Arg {
+pub(crate) enum Arg {
     S(String),
     O(Option<String>),
     I(i64),
@@ -1960,7 +2065,10 @@ impl Pending {
     /// one text parameter, unpacked by `jsonb_array_elements` — one statement of constant
     /// text per table (prepared once per connection, whatever the number of rows) instead
     /// of statements of thousands of parameters that PostgreSQL parses and plans anew.
-    async fn flush(&mut self, tx: &mut Tx<'_>, backend: Backend) -> Result<(), StoreError> {
+    ///
+    /// On PostgreSQL a table's rows go by `COPY` instead when there are at least
+    /// [`COPY_MIN_ROWS`] of them and no conflict clause (`COPY` has none).
+    async fn flush(&mut self, tx: &mut Tx<'_>) -> Result<(), StoreError> {
         let tables: [(&str, &str, &str, &mut Vec<Vec<Arg>>); 10] = [
             (
                 "resource (res_type, res_id, version, person_id, last_updated, json, deleted)",
@@ -2023,9 +2131,12 @@ impl Pending {
             if rows.is_empty() {
                 continue;
             }
-            match backend {
-                Backend::Sqlite => insert_values(tx, table, constant, tail, rows).await?,
-                Backend::Postgres => insert_json(tx, table, constant, tail, rows).await?,
+            match tx {
+                Tx::Any(tx) => insert_values(tx, table, constant, tail, rows).await?,
+                Tx::Pg(tx) if tail.is_empty() && rows.len() >= COPY_MIN_ROWS => {
+                    copy_in(tx, table, constant, rows).await?
+                }
+                Tx::Pg(tx) => insert_json(tx, table, constant, tail, rows).await?,
             }
             rows.clear();
             crate::trace::step(&mut t, table.split(' ').next().unwrap_or(""));
@@ -2082,15 +2193,70 @@ async fn insert_values(
     Ok(())
 }
 
+/// Fewest rows a PostgreSQL table's inserts send by `COPY`: it takes two round trips (the
+/// statement, then the data) where a prepared `INSERT` takes one, so a commit of a few rows
+/// (one resource, a few audit lines) inserts, and a bundle's thousands copy.
+const COPY_MIN_ROWS: usize = 64;
+
+/// `COPY table (columns) FROM STDIN` in PostgreSQL's text format: fields separated by tabs,
+/// `\N` for NULL, and backslash, tab, newline and carriage return escaped with a
+/// backslash ("COPY", PostgreSQL documentation). Measured: a bundle's inserts
+/// (docs/benchmarks.md, issue 7).
+async fn copy_in(
+    conn: &mut sqlx::PgConnection,
+    table: &str,
+    constant: &str,
+    rows: &[Vec<Arg>],
+) -> Result<(), StoreError> {
+    let mut data = Vec::with_capacity(rows.len() * rows[0].len() * 24);
+    for row in rows {
+        for (c, a) in row.iter().enumerate() {
+            if c > 0 {
+                data.push(b'\t');
+            }
+            match a {
+                Arg::S(v) | Arg::O(Some(v)) => copy_text(&mut data, v),
+                Arg::O(None) => data.extend_from_slice(b"\\N"),
+                Arg::I(v) => data.extend_from_slice(v.to_string().as_bytes()),
+            }
+        }
+        if !constant.is_empty() {
+            data.push(b'\t');
+            data.extend_from_slice(constant.as_bytes());
+        }
+        data.push(b'\n');
+    }
+    let mut copy = conn
+        .copy_in_raw(&format!("COPY {table} FROM STDIN"))
+        .await
+        .map_err(db(INSERTING))?;
+    copy.send(data).await.map_err(db(INSERTING))?;
+    copy.finish().await.map_err(db(INSERTING))?;
+    Ok(())
+}
+
+/// Appends `v` as one field of `COPY`'s text format.
+fn copy_text(out: &mut Vec<u8>, v: &str) {
+    for b in v.bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => out.push(b),
+        }
+    }
+}
+
 /// `INSERT … SELECT x->>0, … FROM jsonb_array_elements($1::jsonb) AS x`: every row in one
 /// text parameter, a JSON array of arrays (integers cast back from text).
 ///
 /// Measured on a 1,000-Observation bundle's inserts (docs/benchmarks.md, issue 7):
 /// statements of up to 4,000 `$n` parameters ~125 ms; this ~75-105 ms; the same from
 /// `json` (re-parsed for every `->>`) 177 ms; one `text[]` array literal per column
-/// through `unnest` 110-150 ms. `COPY` would be faster still (`bench/pg_inserts.py`).
+/// through `unnest` 110-150 ms. Many rows without a conflict clause go by [`copy_in`].
 async fn insert_json(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut sqlx::PgConnection,
     table: &str,
     constant: &str,
     tail: &str,
@@ -2135,7 +2301,7 @@ async fn insert_json(
     }
     json.push(b']');
     let json = String::from_utf8(json).expect("JSON is UTF-8");
-    sqlx::query(&sql)
+    sqlx::query::<sqlx::Postgres>(&sql)
         .bind(json)
         .execute(conn)
         .await
