@@ -98,8 +98,12 @@ def run_backend(name, data, extra, args):
         pf = tempfile.NamedTemporaryFile("w", delete=False, suffix=".txt")
         pf.write("\n".join(paths))
         pf.close()
+        # TRENT_BENCH_TIMELINE=PREFIX keeps each request's due time and latency
+        # (PREFIX-SQLite.csv, PREFIX-PostgreSQL.csv)
+        timeline = os.environ.get("TRENT_BENCH_TIMELINE")
+        extra = ["--timeline", f"{timeline}-{name}.csv"] if timeline else []
         out = subprocess.run([LOADGEN, base, tok, pf.name, "--rate", str(args.rate),
-                              "--seconds", str(args.seconds), "--connections", "16"],
+                              "--seconds", str(args.seconds), "--connections", "16"] + extra,
                              capture_output=True, text=True, check=True)
         reads = json.loads(out.stdout)
         # transaction bundles as the system client

@@ -12,6 +12,7 @@
 //! ```
 //! `PATHS.txt` holds one request path per line (`/fhir/Patient/…`), used in turn. Prints
 //! one JSON object: requests, ok (2xx), errors, achieved rate, latency percentiles in ms.
+//! `--timeline FILE` also writes every request's due time and latency (CSV).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -93,7 +94,7 @@ async fn main() {
                         .map_err(|e| e.to_string()),
                     None => Err("cannot connect".to_string()),
                 };
-                lat.push(due.elapsed().as_secs_f64() * 1000.0);
+                lat.push((i, due.elapsed().as_secs_f64() * 1000.0));
                 match r {
                     Ok(resp) if (200..300).contains(&resp.status) => ok += 1,
                     Ok(resp) => {
@@ -110,12 +111,12 @@ async fn main() {
             (lat, ok, errors, first_error)
         }));
     }
-    let mut lat = Vec::with_capacity(total);
+    let mut timed = Vec::with_capacity(total);
     let (mut ok, mut errors) = (0, 0);
     let mut first_error = None;
     for t in tasks {
         let (l, o, e, f) = t.await.expect("worker");
-        lat.extend(l);
+        timed.extend(l);
         ok += o;
         errors += e;
         if first_error.is_none() {
@@ -123,6 +124,18 @@ async fn main() {
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
+    if let Some(i) = args.iter().position(|a| a == "--timeline") {
+        // each request's due time (ms from the start) and latency, in due order: whether
+        // the tail is spread out or made of stalls
+        timed.sort_by_key(|&(i, _)| i);
+        let mut out = String::from("due_ms,latency_ms\n");
+        for (i, l) in &timed {
+            out.push_str(&format!("{:.3},{l:.3}\n", *i as f64 * 1000.0 / rate));
+        }
+        let path = args.get(i + 1).expect("--timeline FILE");
+        std::fs::write(path, out).unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
+    let mut lat: Vec<f64> = timed.iter().map(|&(_, l)| l).collect();
     lat.sort_by(f64::total_cmp);
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
