@@ -231,13 +231,14 @@ fn names_of(m: &FeatureMatrix) -> Vec<(&str, FeatureKind)> {
         .collect()
 }
 
-/// A model too big for the byte-compiled scorer (300 thresholds on one feature) is
-/// scored by the flat walk, and a model at its limit (254) by the compiled one: both give
-/// each tree's own decisions.
+/// Each scorer at and beyond its limits gives each tree's own decisions: a tree of 64
+/// leaves (63 thresholds) is scored by bitvectors, one of 65 by the compiled walk; a
+/// model at the compiled form's limit (254 thresholds on a feature) by the compiled walk,
+/// one beyond it (255, 300) by the flat walk.
 #[test]
 fn scoring_is_exact_either_side_of_the_compiled_limit() {
     use trent_riskmodel::gbt::{GbtModel, Rule};
-    for cuts in [254usize, 255, 300] {
+    for cuts in [1usize, 63, 64, 254, 255, 300] {
         // a chain: split k sends x <= k left to a leaf, the rest on to split k + 1
         let mut nodes = vec![];
         for k in 0..cuts {
