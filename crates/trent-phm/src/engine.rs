@@ -757,19 +757,36 @@ pub(crate) async fn compute_many(
             }
         })?;
     }
-    let mut out = Vec::with_capacity(k);
-    for (j, ((d, sel), (per, bad))) in ds.iter().zip(&sel).zip(per).enumerate() {
-        out.push(columns(
-            *d,
-            &pop,
-            sel,
-            &acts[j],
-            &per,
-            &sc_active[j],
-            &care_home[j],
-            bad,
-        )?);
-    }
+    // the dates' columns on two threads: most of the time is the kernel faulting in
+    // fresh pages (docs/benchmarks.md), which both cores do
+    let jobs: Vec<_> = ds.iter().zip(&sel).zip(&per).enumerate().collect();
+    let (first_half, second_half) = jobs.split_at(k / 2);
+    let build = |jobs: &[(
+        usize,
+        ((&IndexDate, &Vec<u32>), &(Vec<CodeFeatures>, usize)),
+    )]| {
+        jobs.iter()
+            .map(|&(j, ((d, sel), (per, bad)))| {
+                columns(
+                    *d,
+                    &pop,
+                    sel,
+                    &acts[j],
+                    per,
+                    &sc_active[j],
+                    &care_home[j],
+                    *bad,
+                )
+            })
+            .collect::<Result<Vec<Features>, PhmError>>()
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let h = s.spawn(|| build(first_half));
+        let b = build(second_half);
+        (h.join().expect("feature columns thread"), b)
+    });
+    let mut out = a?;
+    out.extend(b?);
     timings.push(("columns".into(), t.elapsed().as_secs_f64()));
     Ok((out, timings))
 }

@@ -100,16 +100,30 @@ pub fn matrix(f: &Features) -> Result<FeatureMatrix, PhmError> {
     let err = |e: trent_riskmodel::Error| PhmError::Other(format!("feature matrix: {e}"));
     let labels = f.outcome.clone().unwrap_or_else(|| vec![0; f.len()]);
     let mut m = FeatureMatrix::new(f.person_id.clone(), labels).map_err(err)?;
-    for ((name, kind), col) in f.names.iter().zip(&f.kinds).zip(&f.columns) {
+    // the columns as f32 on two threads, half each, the segments beside: the time is
+    // mostly the kernel faulting in fresh pages (docs/benchmarks.md), which both cores do
+    let f32s = |cols: &[Vec<f64>]| -> Vec<Vec<f32>> {
+        cols.iter()
+            .map(|c| c.iter().map(|&x| x as f32).collect())
+            .collect()
+    };
+    let half = f.columns.len() / 2;
+    let (cols, segments) = std::thread::scope(|s| {
+        let h = s.spawn(|| f32s(&f.columns[half..]));
+        let mut cols = f32s(&f.columns[..half]);
+        let segments = segment::segments(f);
+        cols.extend(h.join().expect("column conversion thread"));
+        (cols, segments)
+    });
+    for ((name, kind), col) in f.names.iter().zip(&f.kinds).zip(cols) {
         let k = match kind {
             Kind::Numeric => FeatureKind::Numeric,
             Kind::Binary => FeatureKind::Binary,
             Kind::Categorical => FeatureKind::Categorical,
         };
-        m.add_feature(name, k, col.iter().map(|&x| x as f32).collect())
-            .map_err(err)?;
+        m.add_feature(name, k, col).map_err(err)?;
     }
-    let segs: Vec<&str> = segment::segments(f).iter().map(|s| s.name()).collect();
+    let segs: Vec<&str> = segments.iter().map(|s| s.name()).collect();
     m.add_group("segment", &segs).map_err(err)?;
     let col = |n: &str| f.column(n).expect("feature set has its own columns");
     // a missing decile (NaN) is "Q0", as it always was
