@@ -759,23 +759,20 @@ pub(crate) async fn compute_many(
     }
     // the dates' columns on two threads: most of the time is the kernel faulting in
     // fresh pages (docs/benchmarks.md), which both cores do
-    let jobs: Vec<_> = ds.iter().zip(&sel).zip(&per).enumerate().collect();
-    let (first_half, second_half) = jobs.split_at(k / 2);
-    let build = |jobs: &[(
-        usize,
-        ((&IndexDate, &Vec<u32>), &(Vec<CodeFeatures>, usize)),
-    )]| {
-        jobs.iter()
-            .map(|&(j, ((d, sel), (per, bad)))| {
+    let dates: Vec<usize> = (0..k).collect();
+    let (first_half, second_half) = dates.split_at(k / 2);
+    let build = |js: &[usize]| {
+        js.iter()
+            .map(|&j| {
                 columns(
-                    *d,
+                    ds[j],
                     &pop,
-                    sel,
+                    &sel[j],
                     &acts[j],
-                    per,
+                    &per[j].0,
                     &sc_active[j],
                     &care_home[j],
-                    *bad,
+                    per[j].1,
                 )
             })
             .collect::<Result<Vec<Features>, PhmError>>()
