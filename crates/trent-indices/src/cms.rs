@@ -27,6 +27,7 @@
 //! Each BNF event is one prescription issue. Undated events count as inside every window.
 
 use crate::code::{CodeSystem, Event, Malformed};
+use crate::codelist::SnomedIcd10;
 
 /// One CMS condition as trent codes it.
 #[derive(Debug, Clone, Copy)]
@@ -266,6 +267,15 @@ fn idx(key: &str) -> usize {
 
 /// CMS of one person's events.
 pub fn cms(events: &[Event<'_>], weights: CmsWeights) -> CmsResult {
+    static INDEX: std::sync::OnceLock<SnomedIcd10> = std::sync::OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        SnomedIcd10::new(
+            CONDITIONS
+                .iter()
+                .map(|c| (c.key, c.label, c.snomed, c.icd10)),
+        )
+    });
+    let mut hits = Vec::new();
     let n = CONDITIONS.len();
     let mut coded_ever = vec![false; n];
     let mut coded_year = vec![false; n];
@@ -283,18 +293,18 @@ pub fn cms(events: &[Event<'_>], weights: CmsWeights) -> CmsResult {
         };
         match e.system {
             CodeSystem::Snomed | CodeSystem::Icd10 => {
-                for (i, cond) in CONDITIONS.iter().enumerate() {
-                    let hit = if e.system == CodeSystem::Snomed {
-                        cond.snomed.contains(&code.as_str())
-                    } else {
-                        cond.icd10.iter().any(|p| code.starts_with(p))
-                            && !(cond.key == "cancer" && code.starts_with("C44"))
-                    };
-                    if hit {
-                        coded_ever[i] = true;
-                        coded_year[i] |= e.within(YEAR);
-                        coded_5y[i] |= e.within(FIVE_YEARS);
-                    }
+                hits.clear();
+                if e.system == CodeSystem::Snomed {
+                    hits.extend_from_slice(index.snomed(&code));
+                } else {
+                    index.icd10(&code, &mut hits);
+                    // non-melanoma skin cancer is not "cancer"
+                    hits.retain(|&i| !(CONDITIONS[i].key == "cancer" && code.starts_with("C44")));
+                }
+                for &i in &hits {
+                    coded_ever[i] = true;
+                    coded_year[i] |= e.within(YEAR);
+                    coded_5y[i] |= e.within(FIVE_YEARS);
                 }
             }
             CodeSystem::Bnf => {

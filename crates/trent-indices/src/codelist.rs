@@ -122,6 +122,60 @@ impl CodeList {
     }
 }
 
+/// Conditions coded both as exact SNOMED CT concept ids and as ICD-10 prefixes (eFI and
+/// CMS as trent codes them), indexed once: an event is looked up, not compared with
+/// every condition's list in turn (which was most of those indices' time over a whole
+/// population).
+#[derive(Debug)]
+pub(crate) struct SnomedIcd10 {
+    snomed: HashMap<&'static str, Vec<usize>>,
+    icd10: CodeList,
+}
+
+impl SnomedIcd10 {
+    /// From each condition's key, label, SNOMED CT ids and ICD-10 prefixes, in order.
+    pub(crate) fn new(
+        conditions: impl IntoIterator<
+            Item = (
+                &'static str,
+                &'static str,
+                &'static [&'static str],
+                &'static [&'static str],
+            ),
+        >,
+    ) -> SnomedIcd10 {
+        let mut snomed: HashMap<&'static str, Vec<usize>> = HashMap::new();
+        let mut icd = Vec::new();
+        for (i, (key, label, sct, icd10)) in conditions.into_iter().enumerate() {
+            for &c in sct {
+                let e = snomed.entry(c).or_default();
+                if !e.contains(&i) {
+                    e.push(i);
+                }
+            }
+            icd.push(Condition {
+                key,
+                label,
+                codes: icd10.iter().map(|p| p.to_string()).collect(),
+            });
+        }
+        SnomedIcd10 {
+            snomed,
+            icd10: CodeList::from_conditions(icd),
+        }
+    }
+
+    /// Conditions listing this exact (normalised) SNOMED CT id.
+    pub(crate) fn snomed(&self, code: &str) -> &[usize] {
+        self.snomed.get(code).map_or(&[], Vec::as_slice)
+    }
+
+    /// Conditions with an ICD-10 prefix of this normalised code, added to `out`.
+    pub(crate) fn icd10(&self, code: &str, out: &mut Vec<usize>) {
+        self.icd10.matches(code, out);
+    }
+}
+
 /// Normalise ICD-10 codes, returning the valid ones and the malformed ones.
 pub(crate) fn split_icd10<'a>(
     codes: impl IntoIterator<Item = &'a str>,

@@ -14,6 +14,7 @@
 //! issued within 365 days of the index date. `docs/indices.md` tabulates every mapping.
 
 use crate::code::{CodeSystem, Event, Malformed};
+use crate::codelist::SnomedIcd10;
 
 /// One eFI deficit as trent codes it.
 #[derive(Debug, Clone, Copy)]
@@ -295,6 +296,11 @@ pub struct EfiResult {
 /// eFI of one person's events (SNOMED CT, ICD-10 and BNF; BNF rows are prescription
 /// issues).
 pub fn efi(events: &[Event<'_>]) -> EfiResult {
+    static INDEX: std::sync::OnceLock<SnomedIcd10> = std::sync::OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        SnomedIcd10::new(DEFICITS.iter().map(|d| (d.key, d.label, d.snomed, d.icd10)))
+    });
+    let mut hits = Vec::new();
     let mut flags = vec![false; DEFICITS.len()];
     let mut malformed = Vec::new();
     let mut drugs: Vec<String> = Vec::new();
@@ -308,17 +314,15 @@ pub fn efi(events: &[Event<'_>]) -> EfiResult {
         };
         match e.system {
             CodeSystem::Snomed => {
-                for (i, d) in DEFICITS.iter().enumerate() {
-                    if d.snomed.contains(&code.as_str()) {
-                        flags[i] = true;
-                    }
+                for &i in index.snomed(&code) {
+                    flags[i] = true;
                 }
             }
             CodeSystem::Icd10 => {
-                for (i, d) in DEFICITS.iter().enumerate() {
-                    if d.icd10.iter().any(|p| code.starts_with(p)) {
-                        flags[i] = true;
-                    }
+                hits.clear();
+                index.icd10(&code, &mut hits);
+                for &i in &hits {
+                    flags[i] = true;
                 }
             }
             CodeSystem::Bnf => {

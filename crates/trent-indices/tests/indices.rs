@@ -285,3 +285,60 @@ fn shipped_code_lists_parse_with_the_published_condition_counts() {
         assert_eq!(c.key, elixhauser::KEYS[i]);
     }
 }
+
+/// eFI and CMS look codes up in an index built once; every code either list names (and
+/// longer ICD-10 codes under each prefix, and C44 under cancer's C) gives the conditions
+/// a scan of every list in turn gives.
+#[test]
+fn efi_and_cms_lookups_equal_scanning_every_list() {
+    let mut codes: Vec<(S, String)> = vec![(S::Icd10, "C44".into()), (S::Icd10, "C449".into())];
+    let lists = efi::DEFICITS
+        .iter()
+        .map(|d| (d.snomed, d.icd10))
+        .chain(cms::CONDITIONS.iter().map(|c| (c.snomed, c.icd10)));
+    for (sct, icd) in lists {
+        codes.extend(sct.iter().map(|c| (S::Snomed, c.to_string())));
+        for p in icd {
+            codes.push((S::Icd10, p.to_string()));
+            codes.push((S::Icd10, format!("{p}9")));
+            codes.push((S::Icd10, p[..p.len() - 1].to_string()));
+        }
+    }
+    let mut checked = 0;
+    for (sys, raw) in &codes {
+        let Ok(code) = sys.normalise(raw) else {
+            continue;
+        };
+        checked += 1;
+        let ev = [Event::new(*sys, raw)];
+        let want: Vec<bool> = efi::DEFICITS
+            .iter()
+            .map(|d| match sys {
+                S::Snomed => d.snomed.contains(&code.as_str()),
+                _ => d.icd10.iter().any(|p| code.starts_with(p)),
+            })
+            .collect();
+        assert_eq!(efi::efi(&ev).flags, want, "eFI, {raw}");
+        // with an asthma and an epilepsy medicine, so those conditions count when coded
+        let ev = [
+            Event::new(*sys, raw),
+            Event::dated(S::Bnf, "0301011R0", 10),
+            Event::dated(S::Bnf, "0408010A0", 10),
+        ];
+        let got = cms::cms(&ev, cms::CmsWeights::General).conditions;
+        for (i, c) in cms::CONDITIONS.iter().enumerate() {
+            if matches!(c.key, "constipation" | "painful_condition") {
+                continue; // medicines only
+            }
+            let hit = match sys {
+                S::Snomed => c.snomed.contains(&code.as_str()),
+                _ => {
+                    c.icd10.iter().any(|p| code.starts_with(p))
+                        && !(c.key == "cancer" && code.starts_with("C44"))
+                }
+            };
+            assert_eq!(got[i], hit, "CMS {}, {raw}", c.key);
+        }
+    }
+    assert!(checked > 100, "{checked}");
+}
