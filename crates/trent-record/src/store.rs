@@ -1727,6 +1727,26 @@ macro_rules! bind_args {
     }};
 }
 
+/// `$body` with `$q` the query `$sql` bound to `$args` for the transaction's driver and
+/// `$conn` its connection: written once, type-checked once per driver (the rows differ).
+macro_rules! on_tx {
+    ($tx:expr, $sql:expr, $args:expr, |$q:ident, $conn:ident| $body:expr) => {
+        match $tx {
+            Tx::Any(tx) => {
+                let ($q, $conn) = (bind_args!(sqlx::query($sql), $args), &mut **tx);
+                $body
+            }
+            Tx::Pg(tx) => {
+                let ($q, $conn) = (
+                    bind_args!(sqlx::query::<sqlx::Postgres>($sql), $args),
+                    &mut **tx,
+                );
+                $body
+            }
+        }
+    };
+}
+
 impl Tx<'_> {
     /// Runs one statement.
     pub(crate) async fn execute(
@@ -1735,17 +1755,7 @@ impl Tx<'_> {
         args: &[Arg],
         doing: &'static str,
     ) -> Result<(), StoreError> {
-        match self {
-            Tx::Any(tx) => bind_args!(sqlx::query(sql), args)
-                .execute(&mut **tx)
-                .await
-                .map(drop),
-            Tx::Pg(tx) => bind_args!(sqlx::query::<sqlx::Postgres>(sql), args)
-                .execute(&mut **tx)
-                .await
-                .map(drop),
-        }
-        .map_err(db(doing))
+        on_tx!(self, sql, args, |q, conn| q.execute(conn).await.map(drop)).map_err(db(doing))
     }
 
     /// Reads one resource row (`SELECT res_type, res_id, version, person_id,
@@ -1756,22 +1766,13 @@ impl Tx<'_> {
         args: &[Arg],
     ) -> Result<Option<StoredResource>, StoreError> {
         let doing = "reading a resource";
-        match self {
-            Tx::Any(tx) => bind_args!(sqlx::query(sql), args)
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(db(doing))?
-                .as_ref()
-                .map(resource_of)
-                .transpose(),
-            Tx::Pg(tx) => bind_args!(sqlx::query::<sqlx::Postgres>(sql), args)
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(db(doing))?
-                .as_ref()
-                .map(resource_of)
-                .transpose(),
-        }
+        on_tx!(self, sql, args, |q, conn| q
+            .fetch_optional(conn)
+            .await
+            .map_err(db(doing))?
+            .as_ref()
+            .map(resource_of)
+            .transpose())
     }
 
     async fn commit(self) -> Result<(), StoreError> {
