@@ -257,12 +257,49 @@ enum SynthFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.cmd, Cmd::Up { .. } | Cmd::Serve(_)) {
+        batch_memory();
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("trent: error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// mimalloc's option `purge_delay` (its position in `mi_option_e` in the mimalloc 3
+/// `mimalloc.h` that libmimalloc-sys builds by default; the Rust binding names no
+/// constant for it). Default 1,000 ms.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Memory settings for a batch command (stratify, synth, score, …), which builds a
+/// column, drops it and builds the next of the same size, and ends within minutes. Both
+/// are about fresh pages, which on a virtual machine cost far more than the zeroing: the
+/// host must back each one (docs/benchmarks.md, "fresh memory").
+///
+/// - mimalloc by default hands freed memory back to the kernel a second later, and the
+///   next column faults in pages the kernel must zero again: a batch command keeps what
+///   it freed (peak resident memory rises about a tenth).
+/// - Transparent huge pages: each fault zeroes 2 MiB, and on this project's test machine
+///   (KVM, free-page reporting) a full-scale `stratify` spent 8-10 s of system time on
+///   1,310 of them against 3-4.5 s on the same bytes in 4 KiB pages. A batch command opts
+///   out for itself (`prctl(PR_SET_THP_DISABLE)`); the machine's setting is untouched.
+///
+/// The record server, which runs for months, keeps mimalloc's and the kernel's defaults.
+/// `MIMALLOC_PURGE_DELAY` or `MIMALLOC_ALLOW_THP` in the environment wins over each.
+#[allow(unsafe_code)]
+fn batch_memory() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: called once at the start of main, before any other thread exists.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    }
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        // SAFETY: a plain system call on this process's own flags; a kernel without it
+        // returns an error, which changes nothing and is ignored.
+        unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
     }
 }
 
@@ -667,4 +704,40 @@ fn up_summary(area: &Area, data: &std::path::Path) -> Result<()> {
         data.join("lake").display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The constant names the option it means: mimalloc 3's purge_delay defaults to
+    /// 1,000 ms, between a deprecated option defaulting to 1 and `use_numa_nodes` (0); an
+    /// upgrade that renumbers the enum or changes the default fails here, not silently in
+    /// a benchmark.
+    #[test]
+    #[allow(unsafe_code)]
+    fn batch_commands_keep_freed_memory_in_small_pages() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return;
+        }
+        let get = || unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        assert_eq!(get(), 1000, "mimalloc's purge delay defaults to 1,000 ms");
+        batch_memory();
+        assert_eq!(get(), -1);
+        #[cfg(target_os = "linux")]
+        if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+            let off = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
+            assert_eq!(off, 1, "transparent huge pages off for this process");
+        }
+        assert_eq!(
+            unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY - 1) },
+            1,
+            "the option before it is the deprecated eager_commit_delay (default 1)"
+        );
+        assert_eq!(
+            unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY + 1) },
+            0,
+            "the option after it is use_numa_nodes (default 0)"
+        );
+    }
 }
