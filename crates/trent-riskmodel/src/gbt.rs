@@ -840,10 +840,24 @@ impl Compiled {
             self.encode(cols, first + b * BLOCK, k, &mut buf, (1, BLOCK));
             for t in &mk.trees {
                 m[..k].fill(!0);
-                for (&col, table) in mk.cols[t.entries.clone()]
-                    .iter()
-                    .zip(&mk.tables[t.entries.clone()])
-                {
+                let cols = &mk.cols[t.entries.clone()];
+                let tables = &mk.tables[t.entries.clone()];
+                // four tables a pass over the block's masks: a quarter of the loads and
+                // stores of the masks themselves
+                let mut e = 0;
+                while e + 4 <= cols.len() {
+                    let xs: [&[u8]; 4] =
+                        std::array::from_fn(|j| &buf[cols[e + j] * BLOCK..cols[e + j] * BLOCK + k]);
+                    let tb: [&[u64; 256]; 4] = std::array::from_fn(|j| &tables[e + j]);
+                    for (i, mi) in m[..k].iter_mut().enumerate() {
+                        *mi &= tb[0][xs[0][i] as usize]
+                            & tb[1][xs[1][i] as usize]
+                            & tb[2][xs[2][i] as usize]
+                            & tb[3][xs[3][i] as usize];
+                    }
+                    e += 4;
+                }
+                for (&col, table) in cols[e..].iter().zip(&tables[e..]) {
                     let xs = &buf[col * BLOCK..col * BLOCK + k];
                     for (mi, &x) in m.iter_mut().zip(xs) {
                         *mi &= table[x as usize];
