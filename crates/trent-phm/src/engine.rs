@@ -148,6 +148,38 @@ where
     Ok(out)
 }
 
+/// `table` registered again as `{table}_views`, its text columns read as string views:
+/// the Parquet reader then points each row at its dictionary entry (a short code sits
+/// inside the view itself) instead of copying every string and its offset out of the
+/// dictionary page, and the folds only compare or hash the text. A table that is not a
+/// listing table (a test's in-memory one) is read as it is.
+async fn with_views(ctx: &SessionContext, table: &str) -> Result<String, PhmError> {
+    use arrow::datatypes::{Field, Schema};
+    use datafusion::datasource::listing::{ListingTable, ListingTableConfig};
+    let name = format!("{table}_views");
+    if ctx.table_exist(name.as_str())? {
+        return Ok(name);
+    }
+    let provider = ctx.table_provider(table).await?;
+    let Some(lt) = provider.downcast_ref::<ListingTable>() else {
+        return Ok(table.to_string());
+    };
+    let fields: Vec<Field> = provider
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    let config = ListingTableConfig::new_with_multi_paths(lt.table_paths().clone())
+        .with_listing_options(lt.options().clone())
+        .with_schema(Arc::new(Schema::new(fields)));
+    ctx.register_table(name.as_str(), Arc::new(ListingTable::try_new(config)?))?;
+    Ok(name)
+}
+
 fn column<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, PhmError> {
     b.column_by_name(name)
         .ok_or_else(|| PhmError::Other(format!("features scan returned no column {name}")))
@@ -401,7 +433,9 @@ fn activity_step(
 /// (person row, local id, days before D).
 #[derive(Default)]
 struct Codes {
-    ids: [HashMap<String, u32>; 3],
+    /// foldhash, not the standard SipHash: every row's code is looked up here, and the
+    /// keys are the lake's own codes, not input chosen to collide
+    ids: [HashMap<String, u32, foldhash::fast::FixedState>; 3],
     values: Vec<(CodeSystem, String)>,
     rows: Vec<(u32, u32, u32)>,
     people: Vec<u32>,
@@ -612,8 +646,9 @@ pub(crate) async fn compute_many(
     let t = Instant::now();
     let ts = |day: i32| format!("TIMESTAMP '{} 00:00:00'", time::iso(day));
     let act_sql = format!(
-        "SELECT person_id, setting, admission_method, arrival_mode, start_ts, los_days FROM activity \
+        "SELECT person_id, setting, admission_method, arrival_mode, start_ts, los_days FROM {} \
          WHERE start_ts >= {} AND start_ts < {}",
+        with_views(ctx, "activity").await?,
         ts(first - TWO_YEARS),
         ts(last + YEAR)
     );
@@ -641,11 +676,13 @@ pub(crate) async fn compute_many(
     let t = Instant::now();
     let date = |day: i32| format!("DATE '{}'", time::iso(day));
     let cond_sql = format!(
-        "SELECT person_id, code_system, code, recorded_date FROM condition WHERE recorded_date < {}",
+        "SELECT person_id, code_system, code, recorded_date FROM {} WHERE recorded_date < {}",
+        with_views(ctx, "condition").await?,
         date(last)
     );
     let med_sql = format!(
-        "SELECT person_id, code, issue_date FROM medication WHERE issue_date >= {} AND issue_date < {}",
+        "SELECT person_id, code, issue_date FROM {} WHERE issue_date >= {} AND issue_date < {}",
+        with_views(ctx, "medication").await?,
         date(first - YEAR),
         date(last)
     );
@@ -664,14 +701,18 @@ pub(crate) async fn compute_many(
     );
     // one dictionary: each partition's local ids remapped
     let mut global = Codes::default();
-    let total: usize = parts.iter().map(|p| p.rows.len()).sum();
-    let mut rows: Vec<(u32, u32, u32)> = Vec::with_capacity(total);
-    for p in parts {
-        let remap: Vec<u32> = p.values.iter().map(|(s, c)| global.id(*s, c)).collect();
-        rows.extend(p.rows.iter().map(|&(r, c, a)| (r, remap[c as usize], a)));
-    }
-    let mut ev = crate::features::by_person(n, &rows);
-    drop(rows);
+    let remaps: Vec<Vec<u32>> = parts
+        .iter()
+        .map(|p| p.values.iter().map(|(s, c)| global.id(*s, c)).collect())
+        .collect();
+    let views: Vec<(&[(u32, u32, u32)], &[u32])> = parts
+        .iter()
+        .zip(&remaps)
+        .map(|(p, m)| (p.rows.as_slice(), m.as_slice()))
+        .collect();
+    let mut ev = crate::features::by_person(n, &views);
+    drop(views);
+    drop(parts);
     ev.sort();
     let (codes, systems): (Vec<String>, Vec<CodeSystem>) =
         global.values.into_iter().map(|(s, c)| (c, s)).unzip();

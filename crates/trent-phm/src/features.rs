@@ -611,21 +611,26 @@ pub(crate) struct CodeEvents {
 }
 
 /// Gather `(person row, code id, days before D)` into per-person runs (a counting sort:
-/// two passes, no per-person allocation).
-pub(crate) fn by_person(n: usize, rows: &[(u32, u32, u32)]) -> CodeEvents {
+/// two passes, no per-person allocation). The rows come in parts, each with the map
+/// from its own code ids to the shared ones, so they are never copied into one list.
+pub(crate) fn by_person(n: usize, parts: &[(&[(u32, u32, u32)], &[u32])]) -> CodeEvents {
     let mut start = vec![0u32; n + 1];
-    for r in rows {
-        start[r.0 as usize + 1] += 1;
+    for (rows, _) in parts {
+        for r in *rows {
+            start[r.0 as usize + 1] += 1;
+        }
     }
     for i in 0..n {
         start[i + 1] += start[i];
     }
     let mut fill = start.clone();
-    let mut events = vec![(0u32, 0u32); rows.len()];
-    for &(p, c, a) in rows {
-        let k = &mut fill[p as usize];
-        events[*k as usize] = (c, a);
-        *k += 1;
+    let mut events = vec![(0u32, 0u32); start[n] as usize];
+    for (rows, remap) in parts {
+        for &(p, c, a) in *rows {
+            let k = &mut fill[p as usize];
+            events[*k as usize] = (remap[c as usize], a);
+            *k += 1;
+        }
     }
     CodeEvents { start, events }
 }
@@ -694,7 +699,8 @@ pub(crate) fn indices_profile(
         .zip(systems)
         .map(|(c, s)| s.normalise(c).is_err())
         .collect();
-    let mut memo: HashMap<Vec<u32>, [f64; 6]> = HashMap::new();
+    // (foldhash: two million lookups, keys the lake's own code ids)
+    let mut memo: HashMap<Vec<u32>, [f64; 6], foldhash::fast::FixedState> = HashMap::default();
     let mut key: Vec<u32> = Vec::new();
     // (code id, most recent days, count) per distinct code of the person
     let mut per: Vec<(u32, u32, u32)> = Vec::new();

@@ -877,3 +877,32 @@ fn bad_inputs_are_errors_not_panics() {
     assert!(model.contributions(&m, 5).is_err());
     assert!(evaluate_scores(&[0.5, 1.5], &[0, 1], &[]).is_err());
 }
+
+/// A matrix refuses values its kinds cannot hold, naming the feature, row and id, and
+/// takes NaN (missing) in every kind.
+#[test]
+fn a_matrix_refuses_values_its_kinds_cannot_hold() {
+    let add = |kind: FeatureKind, v: f32| {
+        let mut m = FeatureMatrix::new(vec![10, 11, 12], vec![0, 1, 0]).unwrap();
+        m.add_feature("x", kind, vec![f32::NAN, v, 0.0])
+            .map_err(|e| e.to_string())
+    };
+    for (kind, good) in [
+        (FeatureKind::Numeric, -3.25),
+        (FeatureKind::Binary, 1.0),
+        (FeatureKind::Categorical, 7.0),
+    ] {
+        assert!(add(kind, good).is_ok(), "{kind:?} {good}");
+        let e = add(kind, f32::INFINITY).unwrap_err();
+        assert!(e.contains("'x', row 1 (id 11): infinite value"), "{e}");
+    }
+    let e = add(FeatureKind::Binary, 0.5).unwrap_err();
+    assert!(
+        e.contains("row 1 (id 11): binary feature has value 0.5"),
+        "{e}"
+    );
+    let e = add(FeatureKind::Categorical, 2.5).unwrap_err();
+    assert!(e.contains("not an integer code"), "{e}");
+    let e = add(FeatureKind::Categorical, 3e7).unwrap_err();
+    assert!(e.contains("not an integer code"), "{e}");
+}
