@@ -705,7 +705,7 @@ pub(crate) async fn compute_many(
         .iter()
         .map(|p| p.values.iter().map(|(s, c)| global.id(*s, c)).collect())
         .collect();
-    let views: Vec<(&[(u32, u32, u32)], &[u32])> = parts
+    let views: Vec<crate::features::CodeRows> = parts
         .iter()
         .zip(&remaps)
         .map(|(p, m)| (p.rows.as_slice(), m.as_slice()))

@@ -610,10 +610,14 @@ pub(crate) struct CodeEvents {
     events: Vec<(u32, u32)>,
 }
 
+/// One partition's `(person row, code id, days before D)` rows and the map from its code
+/// ids to the shared ones.
+pub(crate) type CodeRows<'a> = (&'a [(u32, u32, u32)], &'a [u32]);
+
 /// Gather `(person row, code id, days before D)` into per-person runs (a counting sort:
 /// two passes, no per-person allocation). The rows come in parts, each with the map
 /// from its own code ids to the shared ones, so they are never copied into one list.
-pub(crate) fn by_person(n: usize, parts: &[(&[(u32, u32, u32)], &[u32])]) -> CodeEvents {
+pub(crate) fn by_person(n: usize, parts: &[CodeRows<'_>]) -> CodeEvents {
     let mut start = vec![0u32; n + 1];
     for (rows, _) in parts {
         for r in *rows {
