@@ -97,24 +97,92 @@ fn age_band(age: f64) -> &'static str {
 
 /// The model's matrix of a feature set, with the fairness groups.
 pub fn matrix(f: &Features) -> Result<FeatureMatrix, PhmError> {
-    let err = |e: trent_riskmodel::Error| PhmError::Other(format!("feature matrix: {e}"));
-    let labels = f.outcome.clone().unwrap_or_else(|| vec![0; f.len()]);
-    let mut m = FeatureMatrix::new(f.person_id.clone(), labels).map_err(err)?;
-    // the columns as f32 on two threads, half each, the segments beside: the time is
-    // mostly the kernel faulting in fresh pages (docs/benchmarks.md), which both cores do
+    let groups = fairness_groups(f);
+    // the columns as f32 on two threads, half each: the time is mostly the kernel
+    // faulting in fresh pages (docs/benchmarks.md), which both cores do
     let f32s = |cols: &[Vec<f64>]| -> Vec<Vec<f32>> {
         cols.iter()
             .map(|c| c.iter().map(|&x| x as f32).collect())
             .collect()
     };
     let half = f.columns.len() / 2;
-    let (cols, segments) = std::thread::scope(|s| {
+    let cols = std::thread::scope(|s| {
         let h = s.spawn(|| f32s(&f.columns[half..]));
         let mut cols = f32s(&f.columns[..half]);
-        let segments = segment::segments(f);
         cols.extend(h.join().expect("column conversion thread"));
-        (cols, segments)
+        cols
     });
+    assemble_matrix(f, cols, groups)
+}
+
+/// [`matrix`] of a feature set needed for nothing else: each f64 column is freed as its
+/// f32 copy is made, so the copies reuse the memory instead of faulting in fresh pages.
+pub fn matrix_consuming(mut f: Features) -> Result<FeatureMatrix, PhmError> {
+    let groups = fairness_groups(&f);
+    let f32s = |cols: Vec<Vec<f64>>| -> Vec<Vec<f32>> {
+        cols.into_iter()
+            .map(|c| c.iter().map(|&x| x as f32).collect())
+            .collect()
+    };
+    let mut columns = std::mem::take(&mut f.columns);
+    let second = columns.split_off(columns.len() / 2);
+    let cols = std::thread::scope(|s| {
+        let h = s.spawn(|| f32s(second));
+        let mut cols = f32s(columns);
+        cols.extend(h.join().expect("column conversion thread"));
+        cols
+    });
+    assemble_matrix(&f, cols, groups)
+}
+
+/// The groups the evaluation is broken down by, one label per person.
+type Groups = Vec<(&'static str, Vec<&'static str>)>;
+
+fn fairness_groups(f: &Features) -> Groups {
+    let col = |n: &str| f.column(n).expect("feature set has its own columns");
+    // a missing decile (NaN) is "Q0", as it always was
+    const QUINTILES: [&str; 6] = ["Q0", "Q1", "Q2", "Q3", "Q4", "Q5"];
+    vec![
+        (
+            "segment",
+            segment::segments(f).iter().map(|s| s.name()).collect(),
+        ),
+        (
+            "imd_quintile",
+            col("imd_decile")
+                .iter()
+                .map(|d| QUINTILES[(d.clamp(1.0, 10.0) as usize).div_ceil(2)])
+                .collect(),
+        ),
+        (
+            "sex",
+            col("sex_male")
+                .iter()
+                .map(|&x| if x > 0.0 { "M" } else { "F" })
+                .collect(),
+        ),
+        (
+            "age_band",
+            col("age").iter().map(|&a| age_band(a)).collect(),
+        ),
+        (
+            "ethnicity",
+            col("ethnic_group")
+                .iter()
+                .map(|&e| ETHNIC_GROUPS[(e as usize).min(ETHNIC_GROUPS.len() - 1)])
+                .collect(),
+        ),
+    ]
+}
+
+fn assemble_matrix(
+    f: &Features,
+    cols: Vec<Vec<f32>>,
+    groups: Groups,
+) -> Result<FeatureMatrix, PhmError> {
+    let err = |e: trent_riskmodel::Error| PhmError::Other(format!("feature matrix: {e}"));
+    let labels = f.outcome.clone().unwrap_or_else(|| vec![0; f.len()]);
+    let mut m = FeatureMatrix::new(f.person_id.clone(), labels).map_err(err)?;
     for ((name, kind), col) in f.names.iter().zip(&f.kinds).zip(cols) {
         let k = match kind {
             Kind::Numeric => FeatureKind::Numeric,
@@ -123,28 +191,9 @@ pub fn matrix(f: &Features) -> Result<FeatureMatrix, PhmError> {
         };
         m.add_feature(name, k, col).map_err(err)?;
     }
-    let segs: Vec<&str> = segments.iter().map(|s| s.name()).collect();
-    m.add_group("segment", &segs).map_err(err)?;
-    let col = |n: &str| f.column(n).expect("feature set has its own columns");
-    // a missing decile (NaN) is "Q0", as it always was
-    const QUINTILES: [&str; 6] = ["Q0", "Q1", "Q2", "Q3", "Q4", "Q5"];
-    let q: Vec<&str> = col("imd_decile")
-        .iter()
-        .map(|d| QUINTILES[(d.clamp(1.0, 10.0) as usize).div_ceil(2)])
-        .collect();
-    m.add_group("imd_quintile", &q).map_err(err)?;
-    let sex: Vec<&str> = col("sex_male")
-        .iter()
-        .map(|&x| if x > 0.0 { "M" } else { "F" })
-        .collect();
-    m.add_group("sex", &sex).map_err(err)?;
-    let ab: Vec<&str> = col("age").iter().map(|&a| age_band(a)).collect();
-    m.add_group("age_band", &ab).map_err(err)?;
-    let eth: Vec<&str> = col("ethnic_group")
-        .iter()
-        .map(|&e| ETHNIC_GROUPS[(e as usize).min(ETHNIC_GROUPS.len() - 1)])
-        .collect();
-    m.add_group("ethnicity", &eth).map_err(err)?;
+    for (name, values) in &groups {
+        m.add_group(name, values).map_err(err)?;
+    }
     Ok(m)
 }
 
@@ -248,8 +297,6 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
     let now = computed
         .remove(&d.day)
         .ok_or_else(|| PhmError::Other("no features at the index date".into()))?;
-    let now_m = matrix(&now)?;
-    timings.push(("features", t.elapsed().as_secs_f64()));
     // evaluation date: D if it has its outcome, else the latest that does
     let e_day = if d.has_outcome {
         d.day
@@ -257,6 +304,18 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
         time::add_years(end_day + 1, -1)
     };
     let eval_date = IndexDate::check(&time::iso(e_day), start, end).ok();
+    // with a model, another date's features serve only its matrix: that matrix is made
+    // first, consuming them, and D's then reuses the memory they leave
+    let mut early_em: Option<(FeatureMatrix, f64)> = None;
+    if let (Some(_), Some(ed)) = (&opts.model, eval_date)
+        && let Some(ef) = computed.remove(&ed.day)
+    {
+        let t = Instant::now();
+        early_em = Some((matrix_consuming(ef)?, t.elapsed().as_secs_f64()));
+    }
+    let now_m = matrix(&now)?;
+    let early_secs = early_em.as_ref().map_or(0.0, |e| e.1);
+    timings.push(("features", t.elapsed().as_secs_f64() - early_secs));
     // beside the derived tables, not among them (every folder there is a table)
     let models_dir = lake.generation.join("models");
     // the evaluation date's features, kept: by default it is also the previous year's
@@ -268,9 +327,17 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
             let evaluation = match eval_date {
                 Some(ed) => {
                     let t = Instant::now();
-                    let ef = pick(&now, &computed, ed)?;
-                    let em = matrix(ef)?;
-                    timings.push(("evaluation features", t.elapsed().as_secs_f64()));
+                    let em = match early_em.take() {
+                        Some((em, secs)) => {
+                            timings.push(("evaluation features", secs));
+                            em
+                        }
+                        None => {
+                            let em = matrix(pick(&now, &computed, ed)?)?;
+                            timings.push(("evaluation features", t.elapsed().as_secs_f64()));
+                            em
+                        }
+                    };
                     let t = Instant::now();
                     let p = model.predict(&em).map_err(rm)?;
                     timings.push(("evaluation score", t.elapsed().as_secs_f64()));
@@ -278,7 +345,7 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
                     let ev = trent_riskmodel::evaluate_scores(&p, em.labels(), em.groups())
                         .map_err(rm)?;
                     timings.push(("evaluate", t.elapsed().as_secs_f64()));
-                    kept = Some((ed.day, ef.person_id.clone(), p));
+                    kept = Some((ed.day, em.ids().to_vec(), p));
                     Some((time::iso(ed.day), ev, None))
                 }
                 None => None,

@@ -224,12 +224,12 @@ async fn stratify_trains_evaluates_and_cohorts_count() {
     );
     assert!(base.as_ref().unwrap().overall.auroc.as_ref().unwrap().value > 0.6);
     assert!(r.model_file.exists());
-    // the saved model, supplied as a file, gives the same risks
+    // the saved model, supplied as a file, gives the same risks, rising risk and bands
     let lake2 = Lake::open(dir).unwrap();
     let ctx = lake2.session().await.unwrap();
     let risks = |ctx: datafusion::prelude::SessionContext| async move {
         let b = ctx
-            .sql("SELECT person_id, risk FROM risk_stratification ORDER BY person_id")
+            .sql("SELECT person_id, risk, rising_risk, risk_band, segment FROM risk_stratification ORDER BY person_id")
             .await
             .unwrap()
             .collect()
@@ -248,6 +248,10 @@ async fn stratify_trains_evaluates_and_cohorts_count() {
     .await
     .unwrap();
     assert!(again.trained.is_none());
+    // and the same evaluation (its matrix built another way: from features it consumes)
+    let (edate2, ev2, _) = again.evaluation.as_ref().unwrap();
+    assert_eq!(edate2, edate);
+    assert_eq!(format!("{ev2:?}"), format!("{ev:?}"));
     let ctx = Lake::open(dir).unwrap().session().await.unwrap();
     assert_eq!(first, risks(ctx.clone()).await);
     // cohorts: counts add up to the people who match; worklists rank by risk

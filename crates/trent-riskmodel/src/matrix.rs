@@ -58,8 +58,14 @@ impl GroupColumn {
             .iter()
             .map(|v| {
                 let v = v.as_ref();
-                // look up by &str: a String is made once a level, not once a row
-                if let Some(&k) = index.get(v) {
+                // a handful of levels (segments, bands, sexes): comparing with each is
+                // cheaper than hashing the row's string; beyond that, look up by &str
+                // (a String is made once a level, not once a row)
+                if levels.len() <= 16 {
+                    if let Some(k) = levels.iter().position(|l| l == v) {
+                        return k as u32;
+                    }
+                } else if let Some(&k) = index.get(v) {
                     return k;
                 }
                 levels.push(v.to_string());

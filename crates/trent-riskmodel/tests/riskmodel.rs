@@ -906,3 +906,30 @@ fn a_matrix_refuses_values_its_kinds_cannot_hold() {
     let e = add(FeatureKind::Categorical, 3e7).unwrap_err();
     assert!(e.contains("not an integer code"), "{e}");
 }
+
+/// A group column numbers its levels in order of first appearance and each row's code
+/// names its own value, with few levels and with many (more than the 16 it compares
+/// with one by one before it looks them up).
+#[test]
+fn group_columns_code_each_row_by_its_level() {
+    for n_levels in [1usize, 3, 16, 17, 40] {
+        let values: Vec<String> = (0..500)
+            .map(|i| format!("level-{}", (i * 7 + i / 3) % n_levels))
+            .collect();
+        let g = trent_riskmodel::matrix::GroupColumn::from_values("g", &values);
+        assert_eq!(g.levels.len(), n_levels);
+        let mut seen = vec![];
+        for v in &values {
+            if !seen.contains(v) {
+                seen.push(v.clone());
+            }
+        }
+        assert_eq!(
+            g.levels, seen,
+            "{n_levels} levels in order of first appearance"
+        );
+        for (v, &c) in values.iter().zip(&g.codes) {
+            assert_eq!(&g.levels[c as usize], v, "{n_levels} levels");
+        }
+    }
+}
