@@ -229,6 +229,29 @@ fn classify(
 ) -> Result<Vec<u8>, PhmError> {
     let a = column(b, name)?;
     let mut out = vec![0u8; a.len()];
+    if a.data_type() == &DataType::Utf8View {
+        // a string of up to 12 bytes is all in its 16-byte view (length, then the bytes):
+        // equal views are equal strings, so each distinct short value is classified once
+        // and every other row is one integer compare against the few seen
+        let s = a.as_string_view();
+        let mut seen: Vec<(u128, u8)> = Vec::new();
+        for (i, (&v, o)) in s.views().iter().zip(out.iter_mut()).enumerate() {
+            if s.is_null(i) {
+                continue;
+            }
+            if v as u32 > 12 {
+                *o = classify(s.value(i));
+            } else if let Some(&(_, k)) = seen.iter().find(|x| x.0 == v) {
+                *o = k;
+            } else {
+                *o = classify(s.value(i));
+                if seen.len() < 32 {
+                    seen.push((v, *o));
+                }
+            }
+        }
+        return Ok(out);
+    }
     each_str(a, |i, s| {
         if let Some(s) = s {
             out[i] = classify(s);
