@@ -178,8 +178,18 @@ pub fn segments(f: &Features) -> Vec<Segment> {
 
 /// Centile (0-100, share of people with a lower risk) of each risk.
 pub fn centiles(risk: &[f64]) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..risk.len()).collect();
-    order.sort_by(|&a, &b| risk[a].total_cmp(&risk[b]));
+    // (the total order's integer key, row) sorted in place: the same order as a stable
+    // sort of rows by `f64::total_cmp`, without a random read of `risk` per comparison
+    let mut keyed: Vec<(i64, u32)> = risk
+        .iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let b = x.to_bits() as i64;
+            (b ^ (((b >> 63) as u64) >> 1) as i64, i as u32)
+        })
+        .collect();
+    keyed.sort_unstable();
+    let order: Vec<usize> = keyed.into_iter().map(|(_, i)| i as usize).collect();
     let mut out = vec![0.0; risk.len()];
     let n = risk.len().max(1) as f64;
     let mut k = 0;

@@ -95,6 +95,27 @@ fn age_band(age: f64) -> &'static str {
     }
 }
 
+/// For each of `people`, its value in `values` (keyed by `ids`), if it has one: a merge
+/// of two ascending id lists (feature sets keep their ids ascending), else a lookup.
+fn aligned(people: &[i64], ids: &[i64], values: &[f64]) -> Vec<Option<f64>> {
+    let ascending = |v: &[i64]| v.windows(2).all(|w| w[0] < w[1]);
+    if !(ascending(people) && ascending(ids)) {
+        let m: std::collections::HashMap<i64, f64> =
+            ids.iter().copied().zip(values.iter().copied()).collect();
+        return people.iter().map(|p| m.get(p).copied()).collect();
+    }
+    let mut j = 0;
+    people
+        .iter()
+        .map(|&p| {
+            while j < ids.len() && ids[j] < p {
+                j += 1;
+            }
+            (j < ids.len() && ids[j] == p).then(|| values[j])
+        })
+        .collect()
+}
+
 /// The model's matrix of a feature set, with the fairness groups.
 pub fn matrix(f: &Features) -> Result<FeatureMatrix, PhmError> {
     let groups = fairness_groups(f);
@@ -457,7 +478,7 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
     let cent = segment::centiles(&risk);
     timings.push(("score", t.elapsed().as_secs_f64()));
     let t = Instant::now();
-    let previous: std::collections::HashMap<i64, f64> =
+    let previous: (Vec<i64>, Vec<f64>) =
         match IndexDate::check(&time::iso(time::add_years(d.day, -1)), start, end) {
             Ok(pd) => {
                 let (ids, pr) = match kept.take() {
@@ -468,14 +489,16 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
                         (pf.person_id.clone(), model.predict(&pm).map_err(rm)?)
                     }
                 };
-                ids.into_iter().zip(pr).collect()
+                (ids, pr)
             }
             Err(_) => Default::default(),
         };
     drop(kept);
     let segs = segment::segments(&now);
+    let before = aligned(&now.person_id, &previous.0, &previous.1);
+    drop(previous);
     let rising: Vec<bool> = (0..now.len())
-        .map(|i| segment::rising_risk(cent[i], risk[i], previous.get(&now.person_id[i]).copied()))
+        .map(|i| segment::rising_risk(cent[i], risk[i], before[i]))
         .collect();
     timings.push(("rising risk", t.elapsed().as_secs_f64()));
     // reasons stored for the top 1%; worklists explain their members on demand
@@ -675,4 +698,24 @@ fn explain_rows(
         x.extend(h.join().expect("explanation thread")?);
         Ok(x)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::aligned;
+
+    /// Each person gets their own earlier value or none, by merge on ascending ids and by
+    /// lookup otherwise.
+    #[test]
+    fn earlier_values_align_by_person() {
+        let people = [2, 3, 5, 8, 13, 21];
+        let ids = [1, 2, 5, 6, 13, 30];
+        let values = [0.1, 0.2, 0.5, 0.6, 0.13, 0.3];
+        let want = vec![Some(0.2), None, Some(0.5), None, Some(0.13), None];
+        assert_eq!(aligned(&people, &ids, &values), want);
+        let shuffled_ids = [13, 1, 30, 5, 2, 6];
+        let shuffled = [0.13, 0.1, 0.3, 0.5, 0.2, 0.6];
+        assert_eq!(aligned(&people, &shuffled_ids, &shuffled), want);
+        assert_eq!(aligned(&people, &[], &[]), vec![None; 6]);
+    }
 }

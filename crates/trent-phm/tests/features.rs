@@ -194,6 +194,22 @@ fn index_dates_outside_the_lake_are_refused() {
 
 #[test]
 fn centiles_and_rising_risk() {
+    // each value's centile is the share of values below it (ties share it), whatever
+    // the order, negatives and ties included
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let risk: Vec<f64> = (0..5_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 301) as f64 / 100.0 - 1.5
+        })
+        .collect();
+    let c = segment::centiles(&risk);
+    for (i, r) in risk.iter().enumerate() {
+        let below = risk.iter().filter(|y| *y < r).count();
+        assert_eq!(c[i], 100.0 * below as f64 / risk.len() as f64, "row {i}");
+    }
     let c = segment::centiles(&[0.1, 0.5, 0.5, 0.9]);
     assert_eq!(c, vec![0.0, 25.0, 25.0, 75.0]);
     assert!(segment::rising_risk(85.0, 0.1, None));
