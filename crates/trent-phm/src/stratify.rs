@@ -119,20 +119,7 @@ fn aligned(people: &[i64], ids: &[i64], values: &[f64]) -> Vec<Option<f64>> {
 /// The model's matrix of a feature set, with the fairness groups.
 pub fn matrix(f: &Features) -> Result<FeatureMatrix, PhmError> {
     let groups = fairness_groups(f);
-    // the columns as f32 on two threads, half each: the time is mostly the kernel
-    // faulting in fresh pages (docs/benchmarks.md), which both cores do
-    let f32s = |cols: &[Vec<f64>]| -> Vec<Vec<f32>> {
-        cols.iter()
-            .map(|c| c.iter().map(|&x| x as f32).collect())
-            .collect()
-    };
-    let half = f.columns.len() / 2;
-    let cols = std::thread::scope(|s| {
-        let h = s.spawn(|| f32s(&f.columns[half..]));
-        let mut cols = f32s(&f.columns[..half]);
-        cols.extend(h.join().expect("column conversion thread"));
-        cols
-    });
+    let cols = to_f32(f.columns.iter().collect());
     assemble_matrix(f, cols, groups)
 }
 
@@ -140,20 +127,26 @@ pub fn matrix(f: &Features) -> Result<FeatureMatrix, PhmError> {
 /// f32 copy is made, so the copies reuse the memory instead of faulting in fresh pages.
 pub fn matrix_consuming(mut f: Features) -> Result<FeatureMatrix, PhmError> {
     let groups = fairness_groups(&f);
-    let f32s = |cols: Vec<Vec<f64>>| -> Vec<Vec<f32>> {
+    let cols = to_f32(std::mem::take(&mut f.columns));
+    assemble_matrix(&f, cols, groups)
+}
+
+/// Columns as f32 on two threads, half each (the time is mostly the kernel faulting in
+/// fresh pages, docs/benchmarks.md, which both cores do); a column given by value is
+/// dropped as soon as it is converted.
+fn to_f32<C: AsRef<[f64]> + Send>(mut cols: Vec<C>) -> Vec<Vec<f32>> {
+    let convert = |cols: Vec<C>| -> Vec<Vec<f32>> {
         cols.into_iter()
-            .map(|c| c.iter().map(|&x| x as f32).collect())
+            .map(|c| c.as_ref().iter().map(|&x| x as f32).collect())
             .collect()
     };
-    let mut columns = std::mem::take(&mut f.columns);
-    let second = columns.split_off(columns.len() / 2);
-    let cols = std::thread::scope(|s| {
-        let h = s.spawn(|| f32s(second));
-        let mut cols = f32s(columns);
-        cols.extend(h.join().expect("column conversion thread"));
-        cols
-    });
-    assemble_matrix(&f, cols, groups)
+    let second = cols.split_off(cols.len() / 2);
+    std::thread::scope(|s| {
+        let h = s.spawn(|| convert(second));
+        let mut out = convert(cols);
+        out.extend(h.join().expect("column conversion thread"));
+        out
+    })
 }
 
 /// The groups the evaluation is broken down by, one label per person.
