@@ -132,21 +132,16 @@ impl FeatureMatrix {
         if self.names.iter().any(|n| n == name) || self.groups.iter().any(|g| g.name == name) {
             return Err(Error::Invalid(format!("feature '{name}' added twice")));
         }
-        // a branch-free pass first (a population's matrix is 60 million values); the
+        // one branch-free pass first (a population's matrix is 60 million values); the
         // message only for a column that fails it
-        let fine = match kind {
-            FeatureKind::Numeric => values.iter().all(|v| !v.is_infinite()),
-            FeatureKind::Binary => values.iter().all(|&v| v.is_nan() | (v == 0.0) | (v == 1.0)),
-            FeatureKind::Categorical => values
-                .iter()
-                .all(|&v| v.is_nan() | ((v.fract() == 0.0) & (v.abs() < 16_777_216.0))),
-        };
-        for (i, v) in values.iter().enumerate().filter(|_| !fine) {
-            if let Some(why) = check_value(*v, kind) {
-                return Err(Error::Invalid(format!(
-                    "feature '{name}', row {i} (id {}): {why}",
-                    self.ids[i]
-                )));
+        if !values.iter().all(|&v| valid(v, kind)) {
+            for (i, v) in values.iter().enumerate() {
+                if let Some(why) = check_value(*v, kind) {
+                    return Err(Error::Invalid(format!(
+                        "feature '{name}', row {i} (id {}): {why}",
+                        self.ids[i]
+                    )));
+                }
             }
         }
         self.names.push(name.to_string());
@@ -435,9 +430,22 @@ fn parse_value(s: &str) -> Option<f32> {
     }
 }
 
-/// Why `v` is not a valid value of this kind, if it is not.
+/// Whether `v` is a valid value of this kind: NaN (missing) always; infinities never;
+/// a binary 0 or 1; a categorical integer code exact in f32.
+#[inline(always)]
+fn valid(v: f32, kind: FeatureKind) -> bool {
+    v.is_nan()
+        | (!v.is_infinite()
+            & match kind {
+                FeatureKind::Numeric => true,
+                FeatureKind::Binary => (v == 0.0) | (v == 1.0),
+                FeatureKind::Categorical => (v.fract() == 0.0) & (v.abs() < 16_777_216.0),
+            })
+}
+
+/// Why `v` is not a valid value of this kind, if it is not ([`valid`] says whether).
 fn check_value(v: f32, kind: FeatureKind) -> Option<String> {
-    if v.is_nan() {
+    if valid(v, kind) {
         return None;
     }
     if v.is_infinite() {
@@ -445,9 +453,7 @@ fn check_value(v: f32, kind: FeatureKind) -> Option<String> {
     }
     match kind {
         FeatureKind::Numeric => None,
-        FeatureKind::Binary if v == 0.0 || v == 1.0 => None,
         FeatureKind::Binary => Some(format!("binary feature has value {v}, not 0 or 1")),
-        FeatureKind::Categorical if v.fract() == 0.0 && v.abs() < 16_777_216.0 => None,
         FeatureKind::Categorical => Some(format!(
             "categorical feature has value {v}, not an integer code"
         )),
