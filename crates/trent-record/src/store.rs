@@ -34,20 +34,46 @@ use trent_access::{
 use crate::index::{Extracted, OPEN_END};
 use crate::search::{Clause, DatePrefix, StrMatch};
 
-/// Versioned migrations: `(version, name, SQL)`. Applied in order, each in a transaction,
-/// and recorded in `schema_version`.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "record", include_str!("../migrations/0001_record.sql")),
-    (
-        2,
-        "messaging",
-        include_str!("../migrations/0002_messaging.sql"),
-    ),
-    (
-        3,
-        "leaner writes",
-        include_str!("../migrations/0003_leaner_writes.sql"),
-    ),
+/// One versioned step of the schema.
+pub struct Migration {
+    /// Its number in `schema_version` (ascending, from 1).
+    pub version: i64,
+    /// What it does, in a few words.
+    pub name: &'static str,
+    /// Its statements (`migrations/NNNN_*.sql`).
+    pub sql: &'static str,
+    /// The one backend it runs on (`None`: both); on the other it is recorded as applied
+    /// and runs nothing, so both backends agree on the version.
+    pub only: Option<Backend>,
+}
+
+/// Versioned migrations, applied in order, each in a transaction, and recorded in
+/// `schema_version`.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "record",
+        sql: include_str!("../migrations/0001_record.sql"),
+        only: None,
+    },
+    Migration {
+        version: 2,
+        name: "messaging",
+        sql: include_str!("../migrations/0002_messaging.sql"),
+        only: None,
+    },
+    Migration {
+        version: 3,
+        name: "leaner writes",
+        sql: include_str!("../migrations/0003_leaner_writes.sql"),
+        only: None,
+    },
+    Migration {
+        version: 4,
+        name: "byte-order keys",
+        sql: include_str!("../migrations/0004_byte_order_keys.sql"),
+        only: Some(Backend::Postgres),
+    },
 ];
 
 /// Which database a store runs on.
@@ -563,12 +589,13 @@ impl Store {
         .await
         .map_err(db("creating schema_version"))?;
         let current = self.schema_version().await?;
-        for (version, name, sql) in MIGRATIONS {
-            if *version <= current {
+        for m in MIGRATIONS {
+            if m.version <= current {
                 continue;
             }
             let mut tx = self.pool.begin().await.map_err(db("migrating"))?;
-            for stmt in statements(sql) {
+            let here = m.only.is_none_or(|b| b == self.backend);
+            for stmt in statements(m.sql).into_iter().filter(|_| here) {
                 sqlx::query(&stmt)
                     .execute(&mut *tx)
                     .await
@@ -577,8 +604,8 @@ impl Store {
             sqlx::query(
                 "INSERT INTO schema_version (version, name, applied_at) VALUES ($1, $2, $3)",
             )
-            .bind(*version)
-            .bind(*name)
+            .bind(m.version)
+            .bind(m.name)
             .bind(time_text(&Utc::now()))
             .execute(&mut *tx)
             .await
@@ -2316,7 +2343,7 @@ mod tests {
 
     #[test]
     fn migrations_split_into_statements() {
-        let s = statements(MIGRATIONS[0].2);
+        let s = statements(MIGRATIONS[0].sql);
         assert!(s.len() > 20, "{}", s.len());
         assert!(s.iter().all(|x| !x.contains(';') && !x.starts_with("--")));
         assert!(s[0].starts_with("CREATE TABLE resource"));

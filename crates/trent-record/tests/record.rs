@@ -928,7 +928,24 @@ async fn loader_is_idempotent_and_audit_verifies(h: &Harness) {
         "{:?}",
         report.problems
     );
-    assert_eq!(h.store.schema_version().await.unwrap(), 3);
+    assert_eq!(h.store.schema_version().await.unwrap(), 4);
+    // on PostgreSQL every key and index column compares byte by byte, as SQLite's do
+    // (migration 4); elsewhere that migration ran nothing
+    if h.store.backend() == trent_record::store::Backend::Postgres {
+        use sqlx::Row;
+        let rows = sqlx::query(
+            "SELECT table_name::text AS t, column_name::text AS c, COALESCE(collation_name::text, '') AS k FROM information_schema.columns WHERE table_schema = current_schema() AND ((table_name = 'resource' AND column_name IN ('res_type', 'res_id', 'person_id')) OR (table_name = 'idx_token' AND column_name = 'code') OR (table_name = 'idx_string' AND column_name = 'value') OR (table_name = 'audit' AND column_name = 'subject_person')) ORDER BY 1, 2",
+        )
+        .fetch_all(h.store.pool())
+        .await
+        .unwrap();
+        let got: Vec<(String, String, String)> = rows
+            .iter()
+            .map(|r| (r.get("t"), r.get("c"), r.get("k")))
+            .collect();
+        assert_eq!(got.len(), 6, "{got:?}");
+        assert!(got.iter().all(|(_, _, k)| k == "C"), "{got:?}");
+    }
 }
 
 /// Sessions and relationship facts are cached for a second (crate::cache): a change made
