@@ -8,7 +8,7 @@
 //! on `serde_json::Value` — trent-fhir's shapes — and names the offending element (FHIRPath
 //! style, e.g. `Patient.identifier[0].value`) in every error.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 use serde_json::Value;
 use trent_access::{EpisodeKind, OdsCode, ResourceKind};
 
@@ -253,7 +253,7 @@ pub fn date_bounds(text: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
             Some((midnight(a), midnight(b)))
         }
         10 => {
-            let a = NaiveDate::parse_from_str(t, "%Y-%m-%d").ok()?;
+            let a = ymd(t)?;
             Some((midnight(a), midnight(a.succ_opt()?)))
         }
         _ => {
@@ -270,9 +270,47 @@ pub fn date_bounds(text: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     }
 }
 
+/// `YYYY-MM-DD` (exactly: four, two and two ASCII digits) as a date, `None` when it is
+/// not one or names no day of the calendar. By hand, as `NaiveDate::parse_from_str`
+/// would, without parsing a pattern each time.
+fn ymd(t: &str) -> Option<NaiveDate> {
+    let b = t.as_bytes();
+    let num = |r: std::ops::Range<usize>| {
+        b[r].iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)
+}
+
 /// An instant as the fixed-width text the store compares (`2024-05-01T00:00:00Z`).
 pub fn instant_text(t: &DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    let (y, mo, d) = (t.year(), t.month(), t.day());
+    let (h, mi, s) = (t.hour(), t.minute(), t.second());
+    if !(0..=9999).contains(&y) {
+        // outside four digits: chrono's own rendering (sign or fifth digit)
+        return t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    }
+    // by hand: chrono's `format` parses its pattern on every call, and a bundle makes
+    // two of these per dated resource
+    let mut b = *b"0000-00-00T00:00:00Z";
+    let mut put = |at: usize, v: u32, digits: usize| {
+        let mut v = v;
+        for k in (0..digits).rev() {
+            b[at + k] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, y as u32, 4);
+    put(5, mo, 2);
+    put(8, d, 2);
+    put(11, h, 2);
+    put(14, mi, 2);
+    put(17, s, 2);
+    String::from_utf8(b.to_vec()).expect("ASCII digits")
 }
 
 fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
@@ -280,21 +318,25 @@ fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
 }
 
 fn expect_string<'a>(v: &'a Value, path: &str) -> Result<&'a str, Invalid> {
-    v.as_str()
-        .ok_or_else(|| invalid(path, "must be a string"))
-        .and_then(|s| {
-            if s.trim().is_empty() {
-                Err(invalid(path, "must not be empty"))
-            } else {
-                Ok(s)
-            }
-        })
+    string_problem(v).map_err(|m| invalid(path, m))
+}
+
+/// The string in `v`, or what is wrong with it (the path is only formatted on failure:
+/// a bundle's thousand resources are checked field by field).
+fn string_problem(v: &Value) -> Result<&str, &'static str> {
+    match v.as_str() {
+        None => Err("must be a string"),
+        Some(s) if s.trim().is_empty() => Err("must not be empty"),
+        Some(s) => Ok(s),
+    }
 }
 
 fn opt_string<'a>(v: &'a Value, key: &str, path: &str) -> Result<Option<&'a str>, Invalid> {
     match get(v, key) {
         None => Ok(None),
-        Some(x) => expect_string(x, &format!("{path}.{key}")).map(Some),
+        Some(x) => string_problem(x)
+            .map(Some)
+            .map_err(|m| invalid(format!("{path}.{key}"), m)),
     }
 }
 
@@ -332,12 +374,19 @@ fn codes_of(
         return Err(invalid(path, "must be a CodeableConcept object"));
     }
     for (i, c) in opt_array(cc, "coding", path)?.iter().enumerate() {
-        let p = format!("{path}.coding[{i}]");
+        // the path is only formatted when something is wrong
+        let p = || format!("{path}.coding[{i}]");
         if !c.is_object() {
-            return Err(invalid(p, "must be a Coding object"));
+            return Err(invalid(p(), "must be a Coding object"));
         }
-        let system = opt_string(c, "system", &p)?.unwrap_or("");
-        if let Some(code) = opt_string(c, "code", &p)? {
+        let field = |key: &str| match get(c, key) {
+            None => Ok(None),
+            Some(x) => string_problem(x)
+                .map(Some)
+                .map_err(|m| invalid(format!("{}.{key}", p()), m)),
+        };
+        let system = field("system")?.unwrap_or("");
+        if let Some(code) = field("code")? {
             out.push(TokenRow {
                 param,
                 system: system.to_string(),
@@ -998,6 +1047,42 @@ pub fn all_references(v: &Value) -> Vec<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn dates_and_instants_by_hand_agree_with_chrono() {
+        // every day of four years (a leap year among them) and the ends of the range
+        let mut d = NaiveDate::from_ymd_opt(2023, 1, 1).unwrap();
+        while d < NaiveDate::from_ymd_opt(2027, 1, 1).unwrap() {
+            let text = d.format("%Y-%m-%d").to_string();
+            assert_eq!(ymd(&text), Some(d), "{text}");
+            let t = Utc.from_utc_datetime(&d.and_hms_opt(23, 59, 58).unwrap());
+            assert_eq!(instant_text(&t), t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+            d = d.succ_opt().unwrap();
+        }
+        for y in [0, 1, 999, 9999] {
+            let t = Utc.with_ymd_and_hms(y, 12, 31, 0, 0, 0).unwrap();
+            assert_eq!(instant_text(&t), t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+        }
+        let t = Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(instant_text(&t), t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+        // not dates: what chrono's pattern also refuses
+        for bad in [
+            "2023-02-29",
+            "2023-13-01",
+            "2023-00-10",
+            "2023-1-011",
+            "2023/01/01",
+            "２０２３-01-1",
+            "-202-01-01",
+            "2023-01-0x",
+        ] {
+            assert_eq!(ymd(bad), None, "{bad}");
+            assert!(
+                NaiveDate::parse_from_str(bad, "%Y-%m-%d").is_err() || bad.starts_with('-'),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn date_ranges_cover_their_precision() {
