@@ -612,7 +612,7 @@ async fn bundle(
     }
     crate::trace::step(&mut t, "bundle");
     let r = fhir_response(200, &out);
-    drop(out);
+    crate::reclaim::later(out);
     crate::trace::step(&mut t, "response");
     crate::trace::done(t);
     Ok(r)

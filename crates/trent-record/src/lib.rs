@@ -23,7 +23,8 @@
 //! - [`openapi`]: the OpenAPI 3 description of the API (`GET /openapi.json`);
 //! - [`worklist`]: identifiable population-health worklists for a clinician's practice;
 //! - [`cli`]: `trent serve`, `trent send` and `trent audit verify`;
-//! - [`trace`]: step timings of the write path with `TRENT_TRACE` set.
+//! - [`trace`]: step timings of the write path with `TRENT_TRACE` set;
+//! - [`reclaim`]: large responses freed on a background thread, off the request path.
 //!
 //! The schema, API, search parameters, error model and operations are in `docs/record.md`.
 
@@ -36,6 +37,7 @@ pub mod index;
 pub mod messaging;
 pub mod openapi;
 pub mod outbox;
+pub mod reclaim;
 pub mod search;
 pub mod service;
 pub mod store;

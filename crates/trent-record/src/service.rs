@@ -25,7 +25,7 @@ use trent_fhir::records::PersonRecord;
 use crate::audit::{AuditWriter, PersonSnapshot};
 use crate::index::{self, SUPPORTED_TYPES, is_fhir_id, kind_of};
 use crate::search;
-use crate::store::{Store, StoreError, StoredResource, Write, WriteOutcome};
+use crate::store::{Store, StoreError, StoredResource, Write};
 
 /// A FHIR error: HTTP status, OperationOutcome issue code, a diagnostic naming what and
 /// where, and for denials the access reason code (no person data).
@@ -1089,53 +1089,82 @@ impl Store {
         let mut t = crate::trace::Steps::start(|| format!("write of {} entries", entries.len()));
         let plans = self.plan(entries, mode, if_match, prefix).await?;
         crate::trace::step(&mut t, "plan");
-        // Decide every entry; audit every decision; refuse the whole transaction on any denial.
-        let mut d = Decider::new(ctx, self);
-        d.prefetch(plans.iter().flat_map(|p| {
-            [p.write.extracted.person.as_deref(), p.old_person.as_deref()]
-                .into_iter()
-                .flatten()
-        }))
-        .await;
-        let mut denial = None;
-        for p in &plans {
-            let kind = kind_of(&p.write.res_type).expect("planned types are supported");
-            let mut persons: Vec<Option<String>> = Vec::new();
-            if p.write.delete {
-                persons.push(p.old_person.clone());
-            } else {
-                persons.push(p.write.extracted.person.clone());
-                if p.exists && p.old_person != p.write.extracted.person {
-                    persons.push(p.old_person.clone());
-                }
-            }
-            for person in persons {
-                let dec = d
-                    .decide(p.action, kind, person.as_deref(), Some(&p.write.id))
-                    .await?;
-                if !dec.allow && denial.is_none() {
-                    denial =
-                        Some(FhirError::denied(&dec).at(format!("{prefix}entry[{}]", p.index)));
-                }
-            }
+        let record = inbox.map(|f| f(&plans));
+        // What each entry's decisions need (who the resource is about, before and after),
+        // so that the writes can go to the database now: their inserts run while the
+        // entries are decided and audited, and are committed only if every one is allowed.
+        struct Ask {
+            index: usize,
+            action: Action,
+            kind: ResourceKind,
+            id: String,
+            persons: Vec<Option<String>>,
         }
-        d.record_into(w)?;
+        let mut prefetch: Vec<String> = Vec::new();
+        let mut asks = Vec::with_capacity(plans.len());
+        let mut writes: Vec<Write> = Vec::with_capacity(plans.len());
+        for p in plans {
+            let w = p.write;
+            prefetch.extend(w.extracted.person.iter().chain(&p.old_person).cloned());
+            let persons = if w.delete {
+                vec![p.old_person]
+            } else if p.exists && p.old_person != w.extracted.person {
+                vec![w.extracted.person.clone(), p.old_person]
+            } else {
+                vec![w.extracted.person.clone()]
+            };
+            asks.push(Ask {
+                index: p.index,
+                action: p.action,
+                kind: kind_of(&w.res_type).expect("planned types are supported"),
+                id: w.id.clone(),
+                persons,
+            });
+            writes.push(w);
+        }
+        let commit = self.start_commit(writes, ctx.now);
+        // Decide every entry; audit every decision; refuse the whole transaction on any denial.
+        let decided = async {
+            let mut d = Decider::new(ctx, self);
+            d.prefetch(prefetch.iter().map(String::as_str)).await;
+            let mut denial = None;
+            for a in &asks {
+                for person in &a.persons {
+                    let dec = d
+                        .decide(a.action, a.kind, person.as_deref(), Some(&a.id))
+                        .await?;
+                    if !dec.allow && denial.is_none() {
+                        denial =
+                            Some(FhirError::denied(&dec).at(format!("{prefix}entry[{}]", a.index)));
+                    }
+                }
+            }
+            d.record_into(w)?;
+            Ok::<_, FhirError>(denial)
+        }
+        .await;
+        let denial = match decided {
+            Ok(denial) => denial,
+            Err(e) => {
+                commit.abandon().await;
+                return Err(e);
+            }
+        };
         if let Some(e) = denial {
+            commit.abandon().await;
             w.flush(self).await?;
             return Err(e);
         }
         let rows = w.take();
         crate::trace::step(&mut t, "decide and chain audit");
-        let record = inbox.map(|f| f(&plans));
-        // the writes move out of the plans: a bundle's resources are not copied again
-        let writes: Vec<Write> = plans.into_iter().map(|p| p.write).collect();
-        let outcomes: Vec<WriteOutcome> = match self
-            .commit_with(&writes, &rows, ctx.now, record.as_ref())
-            .await
-        {
-            Ok(o) => {
+        let finish = crate::store::Finish {
+            audit: rows,
+            inbox: record,
+        };
+        let (writes, outcomes) = match commit.finish(finish).await {
+            Ok(x) => {
                 w.committed();
-                o
+                x
             }
             Err(e) => {
                 w.reload(self).await?;

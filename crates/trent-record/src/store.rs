@@ -125,6 +125,9 @@ pub enum StoreError {
     /// The audit machinery failed.
     #[error("audit: {0}")]
     Audit(#[from] trent_access::audit::AuditError),
+    /// The task running a commit stopped without finishing it (nothing was committed).
+    #[error("the commit task stopped: {0}")]
+    CommitTask(String),
 }
 
 pub(crate) fn db(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -327,6 +330,52 @@ pub struct WriteOutcome {
     pub created: bool,
     /// Whether nothing changed (same content as the current version; no new version).
     pub unchanged: bool,
+}
+
+/// What a commit under way needs to finish: the audit lines of its writes, and the
+/// inbox record of the message that carried them, if one did.
+#[derive(Debug)]
+pub struct Finish {
+    /// The audit lines, in chain order.
+    pub audit: Vec<AuditRow>,
+    /// A transfer of care's inbox record, committed with its writes.
+    pub inbox: Option<crate::messaging::InboxRecord>,
+}
+
+/// A commit started by [`Store::start_commit`].
+#[derive(Debug)]
+pub struct CommitUnderWay {
+    finish: tokio::sync::oneshot::Sender<Option<Finish>>,
+    task: tokio::task::JoinHandle<(Vec<Write>, CommitResult)>,
+}
+
+/// What a commit task ends with: the outcomes if it committed, `None` if abandoned.
+type CommitResult = Result<Option<Vec<WriteOutcome>>, StoreError>;
+
+impl CommitUnderWay {
+    /// Adds the audit lines (and inbox record) and commits; the writes come back with
+    /// their outcomes.
+    pub async fn finish(
+        self,
+        finish: Finish,
+    ) -> Result<(Vec<Write>, Vec<WriteOutcome>), StoreError> {
+        // if the task has already failed it no longer listens; its error is the answer
+        let _ = self.finish.send(Some(finish));
+        let (writes, outcomes) = self.task.await.map_err(commit_task_failed)?;
+        let outcomes = outcomes?.expect("a commit given its audit commits or fails");
+        Ok((writes, outcomes))
+    }
+
+    /// Rolls back what was written; returns once the transaction is over (so that the
+    /// caller may write again at once).
+    pub async fn abandon(self) {
+        let _ = self.finish.send(None);
+        let _ = self.task.await;
+    }
+}
+
+fn commit_task_failed(e: tokio::task::JoinError) -> StoreError {
+    StoreError::CommitTask(e.to_string())
 }
 
 /// One audit line to append with a write (see `crate::audit`).
@@ -881,6 +930,45 @@ impl Store {
         now: DateTime<Utc>,
         inbox: Option<&crate::messaging::InboxRecord>,
     ) -> Result<Vec<WriteOutcome>, StoreError> {
+        let finish = Finish {
+            audit: audit.to_vec(),
+            inbox: inbox.cloned(),
+        };
+        self.commit_then(writes, now, async { Some(finish) })
+            .await
+            .map(|o| o.expect("a commit that is never abandoned"))
+    }
+
+    /// Starts committing `writes` on a task of its own: the current versions are read,
+    /// the transaction begun and the resources and their index rows inserted while the
+    /// caller goes on (deciding and chaining the audit of the same writes); then
+    /// [`CommitUnderWay::finish`] adds the audit lines (and an inbox record) and commits,
+    /// or [`CommitUnderWay::abandon`] rolls everything back. All or nothing as
+    /// [`Store::commit`]: nothing is visible to anyone before the commit.
+    ///
+    /// Why: the database's work on a bundle's inserts and the server's work on its
+    /// decisions and audit used to follow one another; on two cores they overlap
+    /// (measured: docs/benchmarks.md, issue 7).
+    pub fn start_commit(&self, writes: Vec<Write>, now: DateTime<Utc>) -> CommitUnderWay {
+        let (tx, rx) = tokio::sync::oneshot::channel::<Option<Finish>>();
+        let store = self.clone();
+        let task = tokio::spawn(async move {
+            let outcomes = store
+                .commit_then(&writes, now, async move { rx.await.ok().flatten() })
+                .await;
+            (writes, outcomes)
+        });
+        CommitUnderWay { finish: tx, task }
+    }
+
+    /// Writes `writes`, then waits for `then`: with audit lines (and an inbox record) it
+    /// adds them and commits (`Some(outcomes)`); with `None` it rolls back (`None`).
+    async fn commit_then(
+        &self,
+        writes: &[Write],
+        now: DateTime<Utc>,
+        then: impl std::future::Future<Output = Option<Finish>>,
+    ) -> Result<Option<Vec<WriteOutcome>>, StoreError> {
         // current versions, read before the transaction in a few queries (writes are
         // serialised by the audit writer, so nothing changes them in between)
         let keys: Vec<(String, String)> = writes
@@ -910,16 +998,21 @@ impl Store {
             outcomes.push(write_one(&mut tx, w, &now_text, &mut pending, current).await?);
         }
         crate::trace::step(&mut t, "rows");
-        for a in audit {
-            pending.audit.push(vec![
-                Arg::I(a.seq),
-                Arg::O(a.subject.clone()),
-                Arg::S(a.line.clone()),
-            ]);
-        }
         pending.flush(&mut tx).await?;
         crate::trace::step(&mut t, "inserts");
-        if let Some(m) = inbox {
+        // dropping the transaction unfinished rolls it back
+        let Some(finish) = then.await else {
+            return Ok(None);
+        };
+        crate::trace::step(&mut t, "waiting for the audit");
+        for a in finish.audit {
+            pending
+                .audit
+                .push(vec![Arg::I(a.seq), Arg::O(a.subject), Arg::S(a.line)]);
+        }
+        pending.flush(&mut tx).await?;
+        crate::trace::step(&mut t, "audit inserts");
+        if let Some(m) = &finish.inbox {
             crate::messaging::insert_inbox(&mut tx, m).await?;
         }
         tx.commit().await?;
@@ -927,7 +1020,7 @@ impl Store {
         crate::trace::done(t);
         // a resource may carry a registration or care episode
         self.facts.invalidate_all();
-        Ok(outcomes)
+        Ok(Some(outcomes))
     }
 
     /// Starts a write transaction: on PostgreSQL on the typed pool, elsewhere on the pool.

@@ -438,6 +438,16 @@ async fn bundles_are_atomic(h: &Harness) {
         (403, "no-care-relationship")
     );
     assert_eq!(h.count("Observation").await, before);
+    // the inserts begun while the entries were decided were rolled back, and the
+    // decisions (the denial among them) audited on an intact chain
+    let report = h.store.verify_audit(None).await.unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+    let denied =
+        sqlx::query("SELECT COUNT(*) AS n FROM audit WHERE line LIKE '%\"decision\":\"deny\"%'")
+            .fetch_one(h.store.pool())
+            .await
+            .unwrap();
+    assert!(sqlx::Row::get::<i64, _>(&denied, "n") >= 1);
     // A reference to an unknown resource → 422.
     let mut dangling = obs(&a, 1.0);
     dangling["encounter"] = json!({"reference": "Encounter/does-not-exist"});
