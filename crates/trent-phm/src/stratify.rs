@@ -673,16 +673,18 @@ fn explain_rows(
     rows: &[usize],
 ) -> Result<Vec<[Option<String>; 3]>, PhmError> {
     let one = |part: &[usize]| -> Result<Vec<[Option<String>; 3]>, PhmError> {
-        part.iter()
-            .map(|&i| {
-                let top = model.explain(m, i, 3).map_err(rm)?;
+        Ok(model
+            .explain_rows(m, part, 3)
+            .map_err(rm)?
+            .into_iter()
+            .map(|top| {
                 let mut out = [None, None, None];
                 for (k, (name, c)) in top.into_iter().enumerate().take(3) {
                     out[k] = Some(format!("{name} ({c:+.2})"));
                 }
-                Ok(out)
+                out
             })
-            .collect()
+            .collect())
     };
     let (a, b) = rows.split_at(rows.len() / 2);
     std::thread::scope(|s| {

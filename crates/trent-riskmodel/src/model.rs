@@ -54,16 +54,16 @@ impl Explanation {
     /// The `k` features that pushed risk up most (largest positive contributions first;
     /// features that lowered risk are not listed).
     pub fn top_up(&self, k: usize) -> Vec<(String, f64)> {
-        let mut v: Vec<(String, f64)> = self
-            .contributions
-            .iter()
-            .filter(|c| c.1 > 0.0)
-            .cloned()
-            .collect();
-        v.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        v.truncate(k);
-        v
+        top_up(self.contributions.iter().map(|(n, c)| (n.as_str(), *c)), k)
     }
+}
+
+/// The `k` largest positive contributions, largest first (ties by name).
+fn top_up<'a>(contributions: impl Iterator<Item = (&'a str, f64)>, k: usize) -> Vec<(String, f64)> {
+    let mut v: Vec<(&str, f64)> = contributions.filter(|c| c.1 > 0.0).collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    v.truncate(k);
+    v.into_iter().map(|(n, c)| (n.to_string(), c)).collect()
 }
 
 /// Train a model: trees early-stop on `valid` when given; logistic ignores it.
@@ -164,5 +164,38 @@ impl Model {
     /// on the log-odds scale.
     pub fn explain(&self, m: &FeatureMatrix, row: usize, k: usize) -> Result<Vec<(String, f64)>> {
         Ok(self.contributions(m, row)?.top_up(k))
+    }
+
+    /// [`Model::explain`] for each of `rows`, the same answers: the matrix's columns are
+    /// matched to the model once, and trees reuse one scratch path for every row.
+    pub fn explain_rows(
+        &self,
+        m: &FeatureMatrix,
+        rows: &[usize],
+        k: usize,
+    ) -> Result<Vec<Vec<(String, f64)>>> {
+        if let Some(&row) = rows.iter().find(|&&r| r >= m.n_rows()) {
+            return Err(Error::Invalid(format!(
+                "row {row} asked of a matrix of {} rows",
+                m.n_rows()
+            )));
+        }
+        match self {
+            Model::Gbt(g) => {
+                let cols = columns_for(m, &g.features, &g.kinds)?;
+                let mut out = Vec::with_capacity(rows.len());
+                g.shap_rows(&cols, rows, |phi| {
+                    out.push(top_up(
+                        g.features
+                            .iter()
+                            .map(String::as_str)
+                            .zip(phi.iter().copied()),
+                        k,
+                    ));
+                });
+                Ok(out)
+            }
+            _ => rows.iter().map(|&r| self.explain(m, r, k)).collect(),
+        }
     }
 }

@@ -573,7 +573,7 @@ fn branch(t: &Tree, node: usize, v: f32) -> usize {
 #[test]
 fn treeshap_matches_brute_force_shapley_values_and_adds_up() {
     let tr = interaction_data(4_000, 7);
-    let params = GbtParams {
+    let shallow = GbtParams {
         num_iterations: 8,
         num_leaves: 8,
         max_depth: Some(4),
@@ -581,15 +581,37 @@ fn treeshap_matches_brute_force_shapley_values_and_adds_up() {
         min_data_per_group: 20,
         ..GbtParams::default()
     };
-    let model = train(&tr, None, &TrainParams::Gbt(params)).unwrap();
+    // leaf-wise and unlimited: deep paths that meet a feature again (TreeSHAP unwinds it)
+    let deep = GbtParams {
+        num_iterations: 6,
+        num_leaves: 31,
+        max_depth: None,
+        min_data_in_leaf: 5,
+        min_data_per_group: 5,
+        ..GbtParams::default()
+    };
+    for params in [shallow, deep] {
+        treeshap_is_shapley(&tr, params);
+    }
+}
+
+fn treeshap_is_shapley(tr: &FeatureMatrix, params: GbtParams) {
+    let model = train(tr, None, &TrainParams::Gbt(params)).unwrap();
     let Model::Gbt(g) = &model else {
         unreachable!()
     };
-    let lo = model.predict_log_odds(&tr).unwrap();
+    let lo = model.predict_log_odds(tr).unwrap();
+    // the explanations of many rows at once are those of each row alone
+    let rows: Vec<usize> = (0..tr.n_rows()).step_by(13).collect();
+    let many = model.explain_rows(tr, &rows, 3).unwrap();
+    for (&r, got) in rows.iter().zip(&many) {
+        assert_eq!(got, &model.explain(tr, r, 3).unwrap(), "row {r}");
+    }
+    assert!(model.explain_rows(tr, &[tr.n_rows()], 3).is_err());
     let nf = tr.n_features();
     let fact = |k: usize| (1..=k).product::<usize>() as f64;
     for row in [0usize, 1, 2, 17, 123, 999] {
-        let e = model.contributions(&tr, row).unwrap();
+        let e = model.contributions(tr, row).unwrap();
         assert!(
             (e.log_odds() - lo[row]).abs() < 1e-9,
             "row {row}: sum does not add up"
