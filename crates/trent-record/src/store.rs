@@ -1000,8 +1000,8 @@ impl Store {
         crate::trace::step(&mut t, "rows");
         pending.flush(&mut tx).await?;
         crate::trace::step(&mut t, "inserts");
-        // dropping the transaction unfinished rolls it back
         let Some(finish) = then.await else {
+            tx.rollback().await?;
             return Ok(None);
         };
         crate::trace::step(&mut t, "waiting for the audit");
@@ -1901,6 +1901,16 @@ impl Tx<'_> {
             Tx::Pg(tx) => tx.commit().await,
         }
         .map_err(db("committing"))
+    }
+
+    /// Rolls back now (dropping a transaction only queues its `ROLLBACK` for the
+    /// connection's next use).
+    async fn rollback(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Any(tx) => tx.rollback().await,
+            Tx::Pg(tx) => tx.rollback().await,
+        }
+        .map_err(db("rolling back"))
     }
 }
 
