@@ -332,11 +332,20 @@ fn string_problem(v: &Value) -> Result<&str, &'static str> {
 }
 
 fn opt_string<'a>(v: &'a Value, key: &str, path: &str) -> Result<Option<&'a str>, Invalid> {
+    opt_string_at(v, key, || path.to_string())
+}
+
+/// [`opt_string`] with the parent's path made only if it is needed for an error.
+fn opt_string_at<'a>(
+    v: &'a Value,
+    key: &str,
+    path: impl FnOnce() -> String,
+) -> Result<Option<&'a str>, Invalid> {
     match get(v, key) {
         None => Ok(None),
         Some(x) => string_problem(x)
             .map(Some)
-            .map_err(|m| invalid(format!("{path}.{key}"), m)),
+            .map_err(|m| invalid(format!("{}.{key}", path()), m)),
     }
 }
 
@@ -379,14 +388,8 @@ fn codes_of(
         if !c.is_object() {
             return Err(invalid(p(), "must be a Coding object"));
         }
-        let field = |key: &str| match get(c, key) {
-            None => Ok(None),
-            Some(x) => string_problem(x)
-                .map(Some)
-                .map_err(|m| invalid(format!("{}.{key}", p()), m)),
-        };
-        let system = field("system")?.unwrap_or("");
-        if let Some(code) = field("code")? {
+        let system = opt_string_at(c, "system", p)?.unwrap_or("");
+        if let Some(code) = opt_string_at(c, "code", p)? {
             out.push(TokenRow {
                 param,
                 system: system.to_string(),
