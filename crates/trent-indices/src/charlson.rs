@@ -16,7 +16,7 @@
 //! "diabetes") and a negative total is set to 0, as the specification does.
 
 use crate::code::Malformed;
-use crate::codelist::{CodeList, split_icd10};
+use crate::codelist::{CodeList, bits, ones, split_icd10};
 use std::sync::OnceLock;
 
 /// Which ICD-10 coding of the 17 conditions to use.
@@ -110,26 +110,31 @@ impl CharlsonResult {
 
 /// Score from condition flags.
 pub fn score_flags(flags: &[bool], w: CharlsonWeights) -> i32 {
+    score_mask(bits(flags), w)
+}
+
+/// Score from the conditions as a bit set (bit k: `KEYS[k]`), e.g. the union of
+/// [`code_mask`] over a person's codes.
+pub fn score_mask(mut mask: u128, w: CharlsonWeights) -> i32 {
     let wt = weights(w);
-    let mut counted = flags.to_vec();
     if w != CharlsonWeights::Shmi {
         for (hi, lo) in HIERARCHY {
-            if counted[hi] {
-                counted[lo] = false;
+            if mask >> hi & 1 == 1 {
+                mask &= !(1 << lo);
             }
         }
     }
-    let s: i32 = counted
-        .iter()
-        .zip(wt)
-        .filter(|(p, _)| **p)
-        .map(|(_, w)| *w)
-        .sum();
+    let s: i32 = ones(mask).map(|k| wt[k]).sum();
     if w == CharlsonWeights::Shmi {
         s.max(0)
     } else {
         s
     }
+}
+
+/// The conditions one normalised ICD-10 code records under `mapping`, as a bit set.
+pub fn code_mask(code: &str, mapping: CharlsonMapping) -> u128 {
+    codelist(mapping).mask(code)
 }
 
 /// Charlson index of one person's ICD-10 codes (any shape: dotted or not, any case, SUS

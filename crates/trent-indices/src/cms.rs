@@ -265,106 +265,200 @@ fn idx(key: &str) -> usize {
         .expect("CMS key exists")
 }
 
-/// CMS of one person's events.
-pub fn cms(events: &[Event<'_>], weights: CmsWeights) -> CmsResult {
+/// The BNF classes the prescription rules count, bit k of [`CmsCode::rx`].
+const RX_CLASSES: [&[&str]; 7] = [
+    &["0403", "040102"], // antidepressants and anxiolytics
+    &["0301", "0302"],   // asthma medicines
+    &["0408"],           // antiepileptics
+    &["010201"],         // antispasmodics
+    &["0402030K0"],      // lithium
+    &["0106"],           // laxatives
+    &["0407"],           // analgesics
+];
+const ANTIDEP: usize = 0;
+const ASTHMA_RX: usize = 1;
+const AED: usize = 2;
+const ANTISPAS: usize = 3;
+const LITHIUM: usize = 4;
+const LAX: usize = 5;
+const ANALG: usize = 6;
+
+/// What one normalised code contributes to the CMS, worked out once per distinct code by
+/// [`code_facts`] and added per event by [`CmsAcc::add`] (which is all [`cms`] does).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CmsCode {
+    /// conditions a SNOMED CT or ICD-10 code records (bit k: `CONDITIONS[k]`)
+    pub conditions: u32,
+    /// prescription classes a BNF code belongs to (bit k: one of the rules' classes)
+    pub rx: u8,
+}
+
+fn index() -> &'static SnomedIcd10 {
     static INDEX: std::sync::OnceLock<SnomedIcd10> = std::sync::OnceLock::new();
-    let index = INDEX.get_or_init(|| {
+    INDEX.get_or_init(|| {
         SnomedIcd10::new(
             CONDITIONS
                 .iter()
                 .map(|c| (c.key, c.label, c.snomed, c.icd10)),
         )
-    });
-    let mut hits = Vec::new();
-    let n = CONDITIONS.len();
-    let mut coded_ever = vec![false; n];
-    let mut coded_year = vec![false; n];
-    let mut coded_5y = vec![false; n];
-    let (mut antidep, mut asthma_rx, mut aed, mut antispas, mut lithium, mut lax, mut analg) =
-        (0usize, 0usize, 0usize, 0usize, 0usize, 0usize, 0usize);
-    let mut malformed = Vec::new();
-    for e in events {
-        let code = match e.system.normalise(e.code) {
-            Ok(c) => c,
-            Err(m) => {
-                malformed.push(m);
-                continue;
+    })
+}
+
+/// [`CmsCode`] of a code already normalised for its system.
+pub fn code_facts(system: CodeSystem, code: &str) -> CmsCode {
+    let mut f = CmsCode::default();
+    match system {
+        CodeSystem::Snomed | CodeSystem::Icd10 => {
+            let mut hits = Vec::new();
+            if system == CodeSystem::Snomed {
+                hits.extend_from_slice(index().snomed(code));
+            } else {
+                index().icd10(code, &mut hits);
+                // non-melanoma skin cancer is not "cancer"
+                hits.retain(|&i| !(CONDITIONS[i].key == "cancer" && code.starts_with("C44")));
             }
-        };
-        match e.system {
-            CodeSystem::Snomed | CodeSystem::Icd10 => {
-                hits.clear();
-                if e.system == CodeSystem::Snomed {
-                    hits.extend_from_slice(index.snomed(&code));
-                } else {
-                    index.icd10(&code, &mut hits);
-                    // non-melanoma skin cancer is not "cancer"
-                    hits.retain(|&i| !(CONDITIONS[i].key == "cancer" && code.starts_with("C44")));
-                }
-                for &i in &hits {
-                    coded_ever[i] = true;
-                    coded_year[i] |= e.within(YEAR);
-                    coded_5y[i] |= e.within(FIVE_YEARS);
-                }
+            for &i in &hits {
+                f.conditions |= 1 << i;
             }
-            CodeSystem::Bnf => {
-                if !e.within(YEAR) {
-                    continue;
-                }
-                let s = code.as_str();
-                if s.starts_with("0403") || s.starts_with("040102") {
-                    antidep += 1;
-                }
-                if s.starts_with("0301") || s.starts_with("0302") {
-                    asthma_rx += 1;
-                }
-                if s.starts_with("0408") {
-                    aed += 1;
-                }
-                if s.starts_with("010201") {
-                    antispas += 1;
-                }
-                if s.starts_with("0402030K0") {
-                    lithium += 1;
-                }
-                if s.starts_with("0106") {
-                    lax += 1;
-                }
-                if s.starts_with("0407") {
-                    analg += 1;
+        }
+        CodeSystem::Bnf => {
+            for (k, prefixes) in RX_CLASSES.iter().enumerate() {
+                if prefixes.iter().any(|p| code.starts_with(p)) {
+                    f.rx |= 1 << k;
                 }
             }
         }
     }
-    let mut f = coded_ever.clone();
-    f[idx("cancer")] = coded_5y[idx("cancer")];
-    let ad = idx("anxiety_depression");
-    f[ad] = coded_year[ad] || antidep >= REPEATED_RX;
-    let a = idx("asthma");
-    f[a] = coded_ever[a] && asthma_rx >= 1;
-    let ep = idx("epilepsy");
-    f[ep] = coded_ever[ep] && aed >= 1;
-    let ib = idx("ibs");
-    f[ib] = coded_ever[ib] || antispas >= REPEATED_RX;
-    let sb = idx("schizophrenia_bipolar");
-    f[sb] = coded_ever[sb] || lithium >= 1;
-    f[idx("constipation")] = lax >= REPEATED_RX;
-    f[idx("painful_condition")] = analg >= REPEATED_RX || (aed >= REPEATED_RX && !coded_ever[ep]);
-    let hundredths: i64 = CONDITIONS
-        .iter()
-        .zip(&f)
-        .filter(|(_, p)| **p)
-        .map(|(c, _)| {
-            let w = match weights {
-                CmsWeights::General => c.general,
-                CmsWeights::Mortality => c.mortality,
-            };
-            (w * 100.0).round() as i64
-        })
-        .sum();
+    f
+}
+
+/// One person's CMS being added up, event by event.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CmsAcc {
+    ever: u32,
+    year: u32,
+    five_years: u32,
+    /// issues within the year per prescription class
+    issues: [u32; 7],
+}
+
+/// Positions of the conditions the rules single out.
+struct Keys {
+    cancer: usize,
+    anxiety_depression: usize,
+    asthma: usize,
+    epilepsy: usize,
+    ibs: usize,
+    schizophrenia_bipolar: usize,
+    constipation: usize,
+    painful_condition: usize,
+}
+
+fn keys() -> &'static Keys {
+    static K: std::sync::OnceLock<Keys> = std::sync::OnceLock::new();
+    K.get_or_init(|| Keys {
+        cancer: idx("cancer"),
+        anxiety_depression: idx("anxiety_depression"),
+        asthma: idx("asthma"),
+        epilepsy: idx("epilepsy"),
+        ibs: idx("ibs"),
+        schizophrenia_bipolar: idx("schizophrenia_bipolar"),
+        constipation: idx("constipation"),
+        painful_condition: idx("painful_condition"),
+    })
+}
+
+/// Weights in hundredths (the sum is taken in hundredths), per [`CmsWeights`].
+fn hundredths(weights: CmsWeights) -> &'static [i64; 20] {
+    static G: std::sync::OnceLock<[i64; 20]> = std::sync::OnceLock::new();
+    static M: std::sync::OnceLock<[i64; 20]> = std::sync::OnceLock::new();
+    let make = |w: fn(&CmsCondition) -> f64| {
+        std::array::from_fn(|k| (w(&CONDITIONS[k]) * 100.0).round() as i64)
+    };
+    match weights {
+        CmsWeights::General => G.get_or_init(|| make(|c| c.general)),
+        CmsWeights::Mortality => M.get_or_init(|| make(|c| c.mortality)),
+    }
+}
+
+impl CmsAcc {
+    /// `issues` events of a code, the most recent `days_ago` before the index date
+    /// (`days_ago` as [`Event::days_ago`]). Several issues of a medicine count as one
+    /// event each only when all are inside the year, as they are when `days_ago` is the
+    /// most recent of issues all within the year.
+    pub fn add(&mut self, c: &CmsCode, days_ago: Option<u32>, issues: u32) {
+        let within = |days: u32| days_ago.is_none_or(|d| d <= days);
+        self.ever |= c.conditions;
+        if within(YEAR) {
+            self.year |= c.conditions;
+            let mut rx = c.rx;
+            while rx != 0 {
+                let k = rx.trailing_zeros() as usize;
+                self.issues[k] += issues;
+                rx &= rx - 1;
+            }
+        }
+        if within(FIVE_YEARS) {
+            self.five_years |= c.conditions;
+        }
+    }
+
+    /// The conditions present (bit k: `CONDITIONS[k]`) by the rules in the module's docs.
+    pub fn conditions(&self) -> u32 {
+        let k = keys();
+        let rx = |c: usize| self.issues[c] as usize;
+        let bit = |m: u32, i: usize| m >> i & 1 == 1;
+        let mut f = self.ever;
+        let mut set = |i: usize, on: bool| {
+            f = (f & !(1 << i)) | (u32::from(on) << i);
+        };
+        set(k.cancer, bit(self.five_years, k.cancer));
+        set(
+            k.anxiety_depression,
+            bit(self.year, k.anxiety_depression) || rx(ANTIDEP) >= REPEATED_RX,
+        );
+        set(k.asthma, bit(self.ever, k.asthma) && rx(ASTHMA_RX) >= 1);
+        set(k.epilepsy, bit(self.ever, k.epilepsy) && rx(AED) >= 1);
+        set(k.ibs, bit(self.ever, k.ibs) || rx(ANTISPAS) >= REPEATED_RX);
+        set(
+            k.schizophrenia_bipolar,
+            bit(self.ever, k.schizophrenia_bipolar) || rx(LITHIUM) >= 1,
+        );
+        set(k.constipation, rx(LAX) >= REPEATED_RX);
+        set(
+            k.painful_condition,
+            rx(ANALG) >= REPEATED_RX || (rx(AED) >= REPEATED_RX && !bit(self.ever, k.epilepsy)),
+        );
+        f
+    }
+
+    /// The weighted score, rounded to two decimals.
+    pub fn score(&self, weights: CmsWeights) -> f64 {
+        let w = hundredths(weights);
+        let mut f = self.conditions();
+        let mut sum = 0i64;
+        while f != 0 {
+            sum += w[f.trailing_zeros() as usize];
+            f &= f - 1;
+        }
+        sum as f64 / 100.0
+    }
+}
+
+/// CMS of one person's events.
+pub fn cms(events: &[Event<'_>], weights: CmsWeights) -> CmsResult {
+    let mut acc = CmsAcc::default();
+    let mut malformed = Vec::new();
+    for e in events {
+        match e.system.normalise(e.code) {
+            Ok(c) => acc.add(&code_facts(e.system, &c), e.days_ago, 1),
+            Err(m) => malformed.push(m),
+        }
+    }
+    let f = acc.conditions();
     CmsResult {
-        score: hundredths as f64 / 100.0,
-        conditions: f,
+        score: acc.score(weights),
+        conditions: (0..CONDITIONS.len()).map(|k| f >> k & 1 == 1).collect(),
         malformed,
     }
 }

@@ -102,6 +102,15 @@ impl CodeList {
         }
     }
 
+    /// The conditions of one normalised code as a bit set (bit k: condition k), for lists
+    /// of at most 128 conditions: what a caller that scores many people caches per
+    /// distinct code.
+    pub fn mask(&self, code: &str) -> u128 {
+        let mut buf = Vec::new();
+        self.matches(code, &mut buf);
+        buf.iter().fold(0, |m, &i| m | 1 << i)
+    }
+
     /// Flags (one per condition) for a set of normalised codes.
     pub fn flags<'a>(&self, codes: impl IntoIterator<Item = &'a str>) -> Vec<bool> {
         let mut f = vec![false; self.conditions.len()];
@@ -174,6 +183,26 @@ impl SnomedIcd10 {
     pub(crate) fn icd10(&self, code: &str, out: &mut Vec<usize>) {
         self.icd10.matches(code, out);
     }
+}
+
+/// Flags (at most 128) as a bit set, bit k for `flags[k]`.
+pub(crate) fn bits(flags: &[bool]) -> u128 {
+    debug_assert!(flags.len() <= 128);
+    flags
+        .iter()
+        .enumerate()
+        .fold(0, |m, (k, &f)| m | (u128::from(f) << k))
+}
+
+/// The set bits of `m`, lowest first.
+pub(crate) fn ones(mut m: u128) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (m != 0).then(|| {
+            let k = m.trailing_zeros() as usize;
+            m &= m - 1;
+            k
+        })
+    })
 }
 
 /// Normalise ICD-10 codes, returning the valid ones and the malformed ones.

@@ -293,57 +293,102 @@ pub struct EfiResult {
     pub malformed: Vec<Malformed>,
 }
 
+/// What one normalised code contributes to the eFI, worked out once per distinct code by
+/// [`code_facts`] and added per event by [`EfiAcc::add`] (which is all [`efi`] does).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EfiCode {
+    /// deficits a SNOMED CT or ICD-10 code records (bit k: `DEFICITS[k]`)
+    pub deficits: u64,
+    /// a BNF code's chemical substance (its first 9 characters)
+    pub chemical: Option<[u8; 9]>,
+}
+
+fn index() -> &'static SnomedIcd10 {
+    static INDEX: std::sync::OnceLock<SnomedIcd10> = std::sync::OnceLock::new();
+    INDEX.get_or_init(|| {
+        SnomedIcd10::new(DEFICITS.iter().map(|d| (d.key, d.label, d.snomed, d.icd10)))
+    })
+}
+
+/// [`EfiCode`] of a code already normalised for its system.
+pub fn code_facts(system: CodeSystem, code: &str) -> EfiCode {
+    let mut f = EfiCode::default();
+    match system {
+        CodeSystem::Snomed => {
+            for &i in index().snomed(code) {
+                f.deficits |= 1 << i;
+            }
+        }
+        CodeSystem::Icd10 => {
+            let mut hits = Vec::new();
+            index().icd10(code, &mut hits);
+            for &i in &hits {
+                f.deficits |= 1 << i;
+            }
+        }
+        CodeSystem::Bnf => {
+            f.chemical = code.as_bytes().get(..9).and_then(|c| c.try_into().ok());
+        }
+    }
+    f
+}
+
+/// One person's eFI being added up, event by event.
+#[derive(Debug, Clone, Default)]
+pub struct EfiAcc {
+    deficits: u64,
+    drugs: Vec<[u8; 9]>,
+}
+
+impl EfiAcc {
+    /// Start again for the next person (keeping the allocation).
+    pub fn clear(&mut self) {
+        self.deficits = 0;
+        self.drugs.clear();
+    }
+
+    /// An event of a code (`days_ago` as [`Event::days_ago`]).
+    pub fn add(&mut self, c: &EfiCode, days_ago: Option<u32>) {
+        self.deficits |= c.deficits;
+        if let Some(chem) = c.chemical
+            && days_ago.is_none_or(|d| d <= POLYPHARMACY_DAYS)
+            && !self.drugs.contains(&chem)
+        {
+            self.drugs.push(chem);
+        }
+    }
+
+    /// The deficits present (bit k: `DEFICITS[k]`), polypharmacy included.
+    pub fn deficits(&self) -> u64 {
+        let poly = u64::from(self.drugs.len() >= POLYPHARMACY_MIN) << POLYPHARMACY;
+        self.deficits | poly
+    }
+
+    /// The score (deficits / 36) and the number of deficits.
+    pub fn score(&self) -> (f64, usize) {
+        let n = self.deficits().count_ones() as usize;
+        (n as f64 / 36.0, n)
+    }
+}
+
 /// eFI of one person's events (SNOMED CT, ICD-10 and BNF; BNF rows are prescription
 /// issues).
 pub fn efi(events: &[Event<'_>]) -> EfiResult {
-    static INDEX: std::sync::OnceLock<SnomedIcd10> = std::sync::OnceLock::new();
-    let index = INDEX.get_or_init(|| {
-        SnomedIcd10::new(DEFICITS.iter().map(|d| (d.key, d.label, d.snomed, d.icd10)))
-    });
-    let mut hits = Vec::new();
-    let mut flags = vec![false; DEFICITS.len()];
+    let mut acc = EfiAcc::default();
     let mut malformed = Vec::new();
-    let mut drugs: Vec<String> = Vec::new();
     for e in events {
-        let code = match e.system.normalise(e.code) {
-            Ok(c) => c,
-            Err(m) => {
-                malformed.push(m);
-                continue;
-            }
-        };
-        match e.system {
-            CodeSystem::Snomed => {
-                for &i in index.snomed(&code) {
-                    flags[i] = true;
-                }
-            }
-            CodeSystem::Icd10 => {
-                hits.clear();
-                index.icd10(&code, &mut hits);
-                for &i in &hits {
-                    flags[i] = true;
-                }
-            }
-            CodeSystem::Bnf => {
-                if e.within(POLYPHARMACY_DAYS) {
-                    let chem = code[..9].to_string();
-                    if !drugs.contains(&chem) {
-                        drugs.push(chem);
-                    }
-                }
-            }
+        match e.system.normalise(e.code) {
+            Ok(c) => acc.add(&code_facts(e.system, &c), e.days_ago),
+            Err(m) => malformed.push(m),
         }
     }
-    if drugs.len() >= POLYPHARMACY_MIN {
-        flags[POLYPHARMACY] = true;
-    }
-    let n = flags.iter().filter(|f| **f).count();
+    let (score, n) = acc.score();
+    let d = acc.deficits();
     EfiResult {
-        score: n as f64 / 36.0,
+        score,
         deficits: n,
         band: band(n),
-        flags,
+        flags: (0..DEFICITS.len()).map(|k| d >> k & 1 == 1).collect(),
         malformed,
     }
 }

@@ -13,7 +13,7 @@
 //! complicated hypertension), as Quan's table lists it under both.
 
 use crate::code::Malformed;
-use crate::codelist::{CodeList, split_icd10};
+use crate::codelist::{CodeList, bits, ones, split_icd10};
 use std::sync::OnceLock;
 
 /// Condition keys in output order.
@@ -54,17 +54,23 @@ pub struct ElixhauserResult {
 
 /// van Walraven score from flags (hierarchy applied).
 pub fn score_flags(flags: &[bool]) -> i32 {
-    let mut c = flags.to_vec();
+    score_mask(bits(flags))
+}
+
+/// van Walraven score from the conditions as a bit set (bit k: `KEYS[k]`; hierarchy
+/// applied), e.g. the union of [`code_mask`] over a person's codes.
+pub fn score_mask(mut mask: u128) -> i32 {
     for (hi, lo) in HIERARCHY {
-        if c[hi] {
-            c[lo] = false;
+        if mask >> hi & 1 == 1 {
+            mask &= !(1 << lo);
         }
     }
-    c.iter()
-        .zip(VAN_WALRAVEN)
-        .filter(|(p, _)| **p)
-        .map(|(_, w)| w)
-        .sum()
+    ones(mask).map(|k| VAN_WALRAVEN[k]).sum()
+}
+
+/// The conditions one normalised ICD-10 code records, as a bit set.
+pub fn code_mask(code: &str) -> u128 {
+    codelist().mask(code)
 }
 
 /// Elixhauser/van Walraven for one person's ICD-10 codes.

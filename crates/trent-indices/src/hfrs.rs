@@ -6,7 +6,7 @@
 //! caller's job.
 
 use crate::code::Malformed;
-use crate::codelist::split_icd10;
+use crate::codelist::{bits, ones, split_icd10};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -64,20 +64,42 @@ pub struct HfrsResult {
 
 /// Score from category flags.
 pub fn score_flags(flags: &[bool]) -> f64 {
-    let tenths: i64 = table()
-        .iter()
-        .zip(flags)
-        .filter(|(_, f)| **f)
-        .map(|((_, p), _)| (p * 10.0).round() as i64)
-        .sum();
-    tenths as f64 / 10.0
+    score_mask(bits(flags))
+}
+
+/// Points of each category in tenths (the sum is taken in tenths: no 4.999… artefacts).
+fn tenths() -> &'static [i64] {
+    static T: OnceLock<Vec<i64>> = OnceLock::new();
+    T.get_or_init(|| {
+        table()
+            .iter()
+            .map(|(_, p)| (p * 10.0).round() as i64)
+            .collect()
+    })
+}
+
+/// Score from the categories as a bit set (bit k: `table()[k]`; 109 categories), e.g.
+/// the union of [`code_mask`] over a person's codes.
+pub fn score_mask(mask: u128) -> f64 {
+    let t = tenths();
+    ones(mask).map(|k| t[k]).sum::<i64>() as f64 / 10.0
+}
+
+/// The category of one normalised ICD-10 code (its first three characters), if scored.
+pub fn category(code: &str) -> Option<usize> {
+    code.get(..3).and_then(|k| lookup().get(k)).copied()
+}
+
+/// [`category`] as a bit set (0: none).
+pub fn code_mask(code: &str) -> u128 {
+    category(code).map_or(0, |i| 1 << i)
 }
 
 /// Flags for normalised ICD-10 codes (matched on their first three characters).
 pub fn flags<'a>(codes: impl IntoIterator<Item = &'a str>) -> Vec<bool> {
     let mut f = vec![false; table().len()];
     for c in codes {
-        if let Some(&i) = c.get(..3).and_then(|k| lookup().get(k)) {
+        if let Some(i) = category(c) {
             f[i] = true;
         }
     }

@@ -768,27 +768,23 @@ pub(crate) async fn compute_many(
         .collect();
     let work_a: Vec<(&[u32], u32)> = halves.iter().map(|h| (h.0, h.2)).collect();
     let work_b: Vec<(&[u32], u32)> = halves.iter().map(|h| (h.1, h.2)).collect();
-    let (per, profiles, cpu) = std::thread::scope(|s| {
-        let h = s.spawn(|| indices_profile(&ev, &codes, &systems, &ltc_of, &work_b));
-        let (a, sa) = indices_profile(&ev, &codes, &systems, &ltc_of, &work_a);
-        let (b, sb) = h.join().expect("index scoring thread");
-        let per: Vec<(Vec<CodeFeatures>, usize)> = a
-            .into_iter()
+    // each distinct code normalised and looked up once, then everyone's indices are
+    // folds over their codes' facts
+    let facts = crate::features::CodeIndexFacts::all(&codes, &systems);
+    let per: Vec<(Vec<CodeFeatures>, usize)> = std::thread::scope(|s| {
+        let h = s.spawn(|| indices_profile(&ev, &facts, &systems, &ltc_of, &work_b));
+        let a = indices_profile(&ev, &facts, &systems, &ltc_of, &work_a);
+        let b = h.join().expect("index scoring thread");
+        a.into_iter()
             .zip(b)
             .map(|((mut x, bx), (y, by))| {
                 x.extend(y);
                 (x, bx + by)
             })
-            .collect();
-        (per, sa.profiles + sb.profiles, sa.seconds + sb.seconds)
+            .collect()
     });
     drop(ev);
     timings.push(("indices".into(), t.elapsed().as_secs_f64()));
-    // CPU seconds of both threads, beside the step's wall time (for TRENT_TRACE)
-    timings.push((
-        format!("of which the five indices on {profiles} distinct profiles (cpu)"),
-        cpu,
-    ));
 
     let t = Instant::now();
     let sc_sql = format!(

@@ -438,12 +438,7 @@ fn indices(codes: &[(CodeSystem, Arc<str>, u32)]) -> ([f64; 6], usize) {
     let cw = win("cms");
     let cev: Vec<Event> = ev.iter().filter(|e| e.within(cw)).copied().collect();
     let cm = cms::cms(&cev, cfg.cms_weights);
-    let band = match ef.band {
-        "fit" => 0.0,
-        "mild" => 1.0,
-        "moderate" => 2.0,
-        _ => 3.0,
-    };
+    let band = efi_band(ef.band);
     let malformed = ch.malformed.len() + ef.malformed.len();
     (
         [
@@ -639,19 +634,6 @@ pub(crate) fn by_person(n: usize, parts: &[CodeRows<'_>]) -> CodeEvents {
     CodeEvents { start, events }
 }
 
-/// Day-count boundaries at which an index's look-back changes (see [`indices`] and the
-/// windows inside trent-indices): a code's most recent event in the same bucket gives the
-/// same index values whatever the exact day.
-fn day_bucket(a: u32) -> u32 {
-    match a {
-        ..=365 => 0,
-        366..=729 => 1,
-        730..=1824 => 2,
-        1825 => 3,
-        _ => 4,
-    }
-}
-
 impl CodeEvents {
     /// Sort each person's events by code, then most recent first (fewest days before),
     /// on two threads; the index profiles read them in that order at every date.
@@ -672,23 +654,72 @@ impl CodeEvents {
     }
 }
 
+/// What one distinct code gives each index, worked out once (normalising it and looking
+/// it up in the code lists) by the indices' own `code_mask`/`code_facts`, so that a
+/// person's indices are a fold of bit sets and counters over their codes.
+pub(crate) struct CodeIndexFacts {
+    /// normalises for its system (a malformed code counts in no index)
+    ok: bool,
+    charlson: u128,
+    elixhauser: u128,
+    hfrs: u128,
+    efi: efi::EfiCode,
+    cms: cms::CmsCode,
+}
+
+impl CodeIndexFacts {
+    /// The facts of every code of the dictionary (`codes[i]` of system `systems[i]`).
+    pub(crate) fn all(codes: &[String], systems: &[CodeSystem]) -> Vec<CodeIndexFacts> {
+        let cfg = IndexConfig::default();
+        codes
+            .iter()
+            .zip(systems)
+            .map(|(raw, &sys)| match sys.normalise(raw) {
+                Ok(c) => {
+                    let icd = sys == CodeSystem::Icd10;
+                    CodeIndexFacts {
+                        ok: true,
+                        charlson: if icd {
+                            charlson::code_mask(&c, cfg.charlson_mapping)
+                        } else {
+                            0
+                        },
+                        elixhauser: if icd { elixhauser::code_mask(&c) } else { 0 },
+                        hfrs: if icd { hfrs::code_mask(&c) } else { 0 },
+                        efi: efi::code_facts(sys, &c),
+                        cms: cms::code_facts(sys, &c),
+                    }
+                }
+                Err(_) => CodeIndexFacts {
+                    ok: false,
+                    charlson: 0,
+                    elixhauser: 0,
+                    hfrs: 0,
+                    efi: efi::EfiCode::default(),
+                    cms: cms::CmsCode::default(),
+                },
+            })
+            .collect()
+    }
+}
+
 /// Each person's long-term conditions, medicine counts and indices from their coded
 /// events (sorted by [`CodeEvents::sort`]), for several index dates: `work` holds, per
 /// date, the person rows to profile and the date's `shift` (days before the latest date
 /// the events are counted from). An event belongs to a date when it is before it
-/// (`days > shift`) and, for a medicine, within the year before it. The indices come from
-/// [`indices`] itself: people whose events reduce to the same profile (each code with the
-/// bucket of its most recent event; each medicine with its number of issues, counted up to
-/// [`cms::REPEATED_RX`], the most any index asks for) share one
-/// evaluation, across dates too. Malformed codes are counted per event, as [`indices`]
+/// (`days > shift`) and, for a medicine, within the year before it. A person's distinct
+/// codes (each with its most recent event and, for a medicine, its number of issues) are
+/// folded into the five indices from each code's [`CodeIndexFacts`], with the windows
+/// and rules of [`indices`], which the reference path runs on the events themselves (the
+/// tests require the same numbers). Malformed codes are counted per event, as [`indices`]
 /// counts them. `ltc_of[code]`: the long-term condition a code records (`u8::MAX`: none).
 pub(crate) fn indices_profile(
     ev: &CodeEvents,
-    codes: &[String],
+    facts: &[CodeIndexFacts],
     systems: &[CodeSystem],
     ltc_of: &[u8],
     work: &[(&[u32], u32)],
-) -> (Vec<(Vec<crate::engine::CodeFeatures>, usize)>, ProfileStats) {
+) -> Vec<(Vec<crate::engine::CodeFeatures>, usize)> {
     let win = |name: &str| {
         INDEX_WINDOWS
             .iter()
@@ -696,20 +727,13 @@ pub(crate) fn indices_profile(
             .and_then(|w| w.1)
             .map_or(u32::MAX, |d| d as u32)
     };
-    let charlson_days = win("charlson");
-    // malformed codes, once per distinct code
-    let bad: Vec<bool> = codes
-        .iter()
-        .zip(systems)
-        .map(|(c, s)| s.normalise(c).is_err())
-        .collect();
-    // (foldhash: two million lookups, keys the lake's own code ids)
-    let mut memo: HashMap<Vec<u32>, [f64; 6], foldhash::fast::FixedState> = HashMap::default();
-    let mut key: Vec<u32> = Vec::new();
+    let (charlson_days, elixhauser_days, hfrs_days, cms_days) =
+        (win("charlson"), win("elixhauser"), win("hfrs"), win("cms"));
+    let cfg = IndexConfig::default();
     // (code id, most recent days, count) per distinct code of the person
     let mut per: Vec<(u32, u32, u32)> = Vec::new();
+    let mut efi_acc = efi::EfiAcc::default();
     let mut results = Vec::with_capacity(work.len());
-    let mut stats = ProfileStats::default();
     for &(rows, shift) in work {
         let mut out = Vec::with_capacity(rows.len());
         let mut malformed = 0usize;
@@ -747,7 +771,7 @@ pub(crate) fn indices_profile(
                         }
                     }
                 }
-                if bad[c as usize] {
+                if !facts[c as usize].ok {
                     // eFI reads (and rejects) every event; Charlson the ICD-10 ones in its window
                     malformed += 1;
                     if sys == CodeSystem::Icd10 && a < charlson_days {
@@ -755,50 +779,61 @@ pub(crate) fn indices_profile(
                     }
                 }
             }
-            key.clear();
+            let (mut ch, mut el, mut hf) = (0u128, 0u128, 0u128);
+            let mut cm = cms::CmsAcc::default();
+            efi_acc.clear();
             for &(c, a, n) in &per {
-                key.push(c);
-                key.push(if systems[c as usize] == CodeSystem::Bnf {
-                    // no index counts a medicine's issues beyond CMS's "four or more"
-                    n.min(cms::REPEATED_RX as u32)
-                } else {
-                    day_bucket(a)
-                });
-            }
-            if let Some(v) = memo.get(&key) {
-                f.indices = *v;
-                out.push(f);
-                continue;
-            }
-            let mut list: Vec<(CodeSystem, Arc<str>, u32)> = vec![];
-            for &(c, a, n) in &per {
-                let sys = systems[c as usize];
-                let code: Arc<str> = Arc::from(codes[c as usize].as_str());
-                // medicines count by issue; conditions by their most recent record
-                let times = if sys == CodeSystem::Bnf { n } else { 1 };
-                for _ in 0..times {
-                    list.push((sys, code.clone(), a));
+                let x = &facts[c as usize];
+                if !x.ok {
+                    continue;
+                }
+                // the hospital indices read ICD-10 codes before their window's end
+                // (their masks are empty for other systems)
+                if a < charlson_days {
+                    ch |= x.charlson;
+                }
+                if a < elixhauser_days {
+                    el |= x.elixhauser;
+                }
+                if a < hfrs_days {
+                    hf |= x.hfrs;
+                }
+                efi_acc.add(&x.efi, Some(a));
+                if a <= cms_days {
+                    // a medicine's issues are events each (all within the year);
+                    // a condition's most recent record decides its windows
+                    let times = if systems[c as usize] == CodeSystem::Bnf {
+                        n
+                    } else {
+                        1
+                    };
+                    cm.add(&x.cms, Some(a), times);
                 }
             }
-            let clock = std::time::Instant::now();
-            let (v, _) = indices(&list);
-            stats.seconds += clock.elapsed().as_secs_f64();
-            memo.insert(key.clone(), v);
-            f.indices = v;
+            let (efi_score, deficits) = efi_acc.score();
+            f.indices = [
+                charlson::score_mask(ch, cfg.charlson_weights) as f64,
+                elixhauser::score_mask(el) as f64,
+                hfrs::score_mask(hf),
+                efi_score,
+                efi_band(efi::band(deficits)),
+                cm.score(cfg.cms_weights),
+            ];
             out.push(f);
         }
         results.push((out, malformed));
     }
-    stats.profiles = memo.len();
-    (results, stats)
+    results
 }
 
-/// What [`indices_profile`] scored: the distinct code profiles it ran the five indices on,
-/// and the seconds that took (the rest is looking profiles up). For `TRENT_TRACE`.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct ProfileStats {
-    pub(crate) profiles: usize,
-    pub(crate) seconds: f64,
+/// The `efi_band` feature's value of a band.
+fn efi_band(band: &str) -> f64 {
+    match band {
+        "fit" => 0.0,
+        "mild" => 1.0,
+        "moderate" => 2.0,
+        _ => 3.0,
+    }
 }
 
 /// Seconds spent in each step of [`compute`], for the run's report.
@@ -1086,4 +1121,110 @@ pub async fn reference(ctx: &SessionContext, d: IndexDate) -> Result<Features, P
         })
         .collect();
     Ok(assemble(d, raws, &codes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The engine's fold over each distinct code's facts gives exactly what the five
+    /// index functions give on the events themselves (the reference path's [`indices`]),
+    /// on random records drawn from codes of every index's lists, every prescription
+    /// rule's classes, skin cancer, and malformed codes of each system.
+    #[test]
+    fn folded_indices_equal_the_index_functions() {
+        let mut pool: Vec<(CodeSystem, String)> = [
+            "I21", "I50.0", "I500", "I110", "C44.1", "C50", "C78", "E11", "E112", "E10.5", "F03",
+            "J44", "N18", "K70", "K72", "Z736", "R32", "B20", "G30", "S72", "W19", "F32", "G40",
+            "I63", "D50", "H54", "I1", "bad!",
+        ]
+        .iter()
+        .map(|c| (CodeSystem::Icd10, c.to_string()))
+        .collect();
+        for d in efi::DEFICITS.iter() {
+            pool.extend(d.snomed.iter().map(|c| (CodeSystem::Snomed, c.to_string())));
+        }
+        for c in cms::CONDITIONS.iter() {
+            pool.extend(c.snomed.iter().map(|c| (CodeSystem::Snomed, c.to_string())));
+        }
+        pool.push((CodeSystem::Snomed, "12x".into()));
+        for b in [
+            "0403010B0AAAAAA",
+            "040102000",
+            "0301011R0AAAPAP",
+            "0302000C0",
+            "0408010A0AAAAAA",
+            "010201000AAAAAA",
+            "0402030K0AAAAAA",
+            "0106020C0AAAAAA",
+            "0407010H0AAAAAA",
+            "0212000B0AAABAB",
+            "0205051R0AAAAAA",
+            "0601022B0AAABAB",
+            "0209000A0AAAGAG",
+            "0206020A0AAAAAA",
+            "0103050P0AA",
+            "12AB",
+        ] {
+            pool.push((CodeSystem::Bnf, b.to_string()));
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |k: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % k
+        };
+        let people = 3000usize;
+        let mut rows: Vec<(u32, u32, u32)> = Vec::new();
+        for p in 0..people {
+            for _ in 0..next(30) {
+                let c = next(pool.len() as u64) as u32;
+                // medicines mostly within the year, some older (which no index counts)
+                let days = if pool[c as usize].0 == CodeSystem::Bnf {
+                    1 + next(420)
+                } else {
+                    1 + next(3000)
+                } as u32;
+                // a medicine issued again and again (the repeated-prescription rules)
+                let times = if next(4) == 0 { 1 + next(6) } else { 1 };
+                for t in 0..times as u32 {
+                    rows.push((p as u32, c, days + t * 20));
+                }
+            }
+        }
+        let identity: Vec<u32> = (0..pool.len() as u32).collect();
+        let mut ev = by_person(people, &[(rows.as_slice(), identity.as_slice())]);
+        ev.sort();
+        let (codes, systems): (Vec<String>, Vec<CodeSystem>) =
+            pool.iter().map(|(s, c)| (c.clone(), *s)).unzip();
+        let facts = CodeIndexFacts::all(&codes, &systems);
+        let ltc_of = vec![u8::MAX; pool.len()];
+        let everyone: Vec<u32> = (0..people as u32).collect();
+        let got = indices_profile(&ev, &facts, &systems, &ltc_of, &[(&everyone, 0)]);
+        let (got, got_malformed) = &got[0];
+        let mut want_malformed = 0;
+        for (p, g) in got.iter().enumerate() {
+            let list: Vec<(CodeSystem, Arc<str>, u32)> = rows
+                .iter()
+                .filter(|r| r.0 as usize == p)
+                .filter(|r| pool[r.1 as usize].0 != CodeSystem::Bnf || r.2 <= YEAR as u32)
+                .map(|r| {
+                    let (s, c) = &pool[r.1 as usize];
+                    (*s, Arc::from(c.as_str()), r.2)
+                })
+                .collect();
+            let (want, bad) = indices(&list);
+            want_malformed += bad;
+            assert_eq!(g.indices, want, "person {p}: {list:?}");
+        }
+        assert_eq!(*got_malformed, want_malformed);
+        // the draw reaches every index's scores above zero
+        for k in 0..6 {
+            assert!(
+                got.iter().any(|f| f.indices[k] > 0.0),
+                "index {k} never scored"
+            );
+        }
+    }
 }
