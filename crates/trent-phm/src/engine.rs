@@ -565,7 +565,7 @@ async fn universe(ctx: &SessionContext, first: i32, last: i32) -> Result<Univers
         "SELECT person_id, practice_code, birth_month, sex, imd_decile, ethnicity, \
          registration_start, registration_end, death_date FROM person \
          WHERE registration_start <= {} AND (registration_end IS NULL OR registration_end > {}) \
-         AND (death_date IS NULL OR death_date > {}) ORDER BY person_id",
+         AND (death_date IS NULL OR death_date > {})",
         dd(last),
         dd(first),
         dd(first)
@@ -617,6 +617,29 @@ async fn universe(ctx: &SessionContext, first: i32, last: i32) -> Result<Univers
         days_or_max(b, "registration_start", &mut p.reg_start)?;
         days_or_max(b, "registration_end", &mut p.reg_end)?;
         days_or_max(b, "death_date", &mut p.death)?;
+    }
+    // ids ascending: the table's files interleave people, so the rows are put in order
+    // here (one sort of the ids, then a gather per column) rather than by an `ORDER BY`,
+    // which sorts and merges every column's values through the engine
+    if !p.person_id.is_sorted() {
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.sort_unstable_by_key(|&i| p.person_id[i as usize]);
+        fn gather<T: Clone>(v: &mut Vec<T>, order: &[u32]) {
+            *v = order.iter().map(|&i| v[i as usize].clone()).collect();
+        }
+        gather(&mut p.person_id, &order);
+        let mut practice = std::mem::take(&mut p.practice);
+        p.practice = order
+            .iter()
+            .map(|&i| std::mem::take(&mut practice[i as usize]))
+            .collect();
+        gather(&mut p.birth_months, &order);
+        gather(&mut p.sex_male, &order);
+        gather(&mut p.imd, &order);
+        gather(&mut p.ethnic, &order);
+        gather(&mut p.reg_start, &order);
+        gather(&mut p.reg_end, &order);
+        gather(&mut p.death, &order);
     }
     if !p.person_id.windows(2).all(|w| w[0] < w[1]) {
         return Err(PhmError::Other(

@@ -612,25 +612,55 @@ pub(crate) type CodeRows<'a> = (&'a [(u32, u32, u32)], &'a [u32]);
 /// Gather `(person row, code id, days before D)` into per-person runs (a counting sort:
 /// two passes, no per-person allocation). The rows come in parts, each with the map
 /// from its own code ids to the shared ones, so they are never copied into one list.
+/// Two threads each count and place the rows of half the people (the scatter's cache
+/// misses and the list's fresh pages are most of the time; each thread reads every row
+/// and writes only its half).
 pub(crate) fn by_person(n: usize, parts: &[CodeRows<'_>]) -> CodeEvents {
-    let mut start = vec![0u32; n + 1];
-    for (rows, _) in parts {
-        for r in *rows {
-            start[r.0 as usize + 1] += 1;
+    let mid = n / 2;
+    let count = |lo: usize, hi: usize| {
+        let mut c = vec![0u32; hi - lo];
+        for (rows, _) in parts {
+            for r in *rows {
+                let p = r.0 as usize;
+                if (lo..hi).contains(&p) {
+                    c[p - lo] += 1;
+                }
+            }
         }
+        c
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let h = s.spawn(|| count(mid, n));
+        (count(0, mid), h.join().expect("event counting thread"))
+    });
+    let mut start = Vec::with_capacity(n + 1);
+    start.push(0u32);
+    let mut at = 0u32;
+    for c in a.iter().chain(&b) {
+        at += c;
+        start.push(at);
     }
-    for i in 0..n {
-        start[i + 1] += start[i];
-    }
-    let mut fill = start.clone();
+    drop((a, b));
     let mut events = vec![(0u32, 0u32); start[n] as usize];
-    for (rows, remap) in parts {
-        for &(p, c, a) in *rows {
-            let k = &mut fill[p as usize];
-            events[*k as usize] = (remap[c as usize], a);
-            *k += 1;
+    let split = start[mid] as usize;
+    let (first, second) = events.split_at_mut(split);
+    let place = |out: &mut [(u32, u32)], lo: usize, hi: usize, base: usize| {
+        let mut fill: Vec<u32> = start[lo..hi].iter().map(|&x| x - base as u32).collect();
+        for (rows, remap) in parts {
+            for &(p, c, a) in *rows {
+                let p = p as usize;
+                if (lo..hi).contains(&p) {
+                    let k = &mut fill[p - lo];
+                    out[*k as usize] = (remap[c as usize], a);
+                    *k += 1;
+                }
+            }
         }
-    }
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| place(second, mid, n, split));
+        place(first, 0, mid, 0);
+    });
     CodeEvents { start, events }
 }
 
