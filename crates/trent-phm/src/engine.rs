@@ -34,7 +34,8 @@ use trent_model::time;
 
 use crate::PhmError;
 use crate::features::{
-    Features, IndexDate, POLYPHARMACY, RECENT, TWO_YEARS, Timings, YEAR, indices_profile, specs,
+    DateFeatures, Features, IndexDate, POLYPHARMACY, Precision, RECENT, TWO_YEARS, Timings, Value,
+    YEAR, indices_profile, specs,
 };
 
 /// Microseconds in a day (the lake's timestamps are µs since 1970-01-01).
@@ -664,8 +665,11 @@ pub(crate) async fn compute(
     ctx: &SessionContext,
     d: IndexDate,
 ) -> Result<(Features, Timings), PhmError> {
-    let (mut f, t) = compute_many(ctx, &[d]).await?;
-    Ok((f.pop().expect("one date, one feature set"), t))
+    let (mut f, t) = compute_many(ctx, &[d], &[Precision::Full]).await?;
+    match f.pop() {
+        Some(DateFeatures::Full(f)) => Ok((f, t)),
+        _ => unreachable!("one date at full precision, one feature set"),
+    }
 }
 
 /// Features at several index dates from one read of each table: the person table once,
@@ -674,7 +678,15 @@ pub(crate) async fn compute(
 pub(crate) async fn compute_many(
     ctx: &SessionContext,
     ds: &[IndexDate],
-) -> Result<(Vec<Features>, Timings), PhmError> {
+    precision: &[Precision],
+) -> Result<(Vec<DateFeatures>, Timings), PhmError> {
+    if precision.len() != ds.len() {
+        return Err(PhmError::Other(format!(
+            "{} index dates, {} precisions",
+            ds.len(),
+            precision.len()
+        )));
+    }
     let mut timings = Timings::new();
     let (Some(first), Some(last)) = (
         ds.iter().map(|d| d.day).min(),
@@ -847,18 +859,24 @@ pub(crate) async fn compute_many(
     let build = |js: &[usize]| {
         js.iter()
             .map(|&j| {
-                columns(
+                let (d, sel, act, per, sc, ch) = (
                     ds[j],
-                    &pop,
                     &sel[j],
                     &acts[j],
-                    &per[j].0,
+                    &per[j],
                     &sc_active[j],
                     &care_home[j],
-                    per[j].1,
-                )
+                );
+                Ok(match precision[j] {
+                    Precision::Full => {
+                        DateFeatures::Full(columns(d, &pop, sel, act, &per.0, sc, ch, per.1)?)
+                    }
+                    Precision::Model => {
+                        DateFeatures::Model(columns(d, &pop, sel, act, &per.0, sc, ch, per.1)?)
+                    }
+                })
             })
-            .collect::<Result<Vec<Features>, PhmError>>()
+            .collect::<Result<Vec<DateFeatures>, PhmError>>()
     };
     let (a, b) = std::thread::scope(|s| {
         let h = s.spawn(|| build(first_half));
@@ -872,9 +890,11 @@ pub(crate) async fn compute_many(
 }
 
 /// One date's feature set: the columns, in spec order, of the people registered on it
-/// (`sel`, universe rows; `per` in the same order; the rest by universe row).
+/// (`sel`, universe rows; `per` in the same order; the rest by universe row). Each column
+/// is worked out in f64 and, for f32, rounded as soon as it is made (the f64 one freed
+/// for the next).
 #[allow(clippy::too_many_arguments)]
-fn columns(
+fn columns<T: Value>(
     d: IndexDate,
     pop: &Universe,
     sel: &[u32],
@@ -883,11 +903,11 @@ fn columns(
     sc_active: &[f64],
     care_home: &[f64],
     bad: usize,
-) -> Result<Features, PhmError> {
+) -> Result<Features<T>, PhmError> {
     let specs = specs();
     let (y, m, _) = time::ymd(d.day);
     let dmi = y * 12 + m as i32 - 1;
-    let mut columns: Vec<Vec<f64>> = Vec::with_capacity(specs.len());
+    let mut columns: Vec<Vec<T>> = Vec::with_capacity(specs.len());
     let gather = |v: &[f64]| -> Vec<f64> { sel.iter().map(|&r| v[r as usize]).collect() };
     let count = |k: usize| -> Vec<f64> {
         sel.iter()
@@ -898,7 +918,7 @@ fn columns(
         |k: usize| -> Vec<f64> { per.iter().map(|p| f64::from((p.ltc >> k) & 1)).collect() };
     let idx = |j: usize| -> Vec<f64> { per.iter().map(|p| p.indices[j]).collect() };
     for (name, _) in &specs {
-        let col = match name.as_str() {
+        let col: Vec<f64> = match name.as_str() {
             "age" => sel
                 .iter()
                 .map(|&r| match pop.birth_months[r as usize] {
@@ -958,7 +978,8 @@ fn columns(
                 }
             },
         };
-        columns.push(col);
+        // (for f64 an identity map, which reuses the column's own allocation)
+        columns.push(col.into_iter().map(T::of).collect());
     }
     let outcome = d.has_outcome.then(|| {
         sel.iter()

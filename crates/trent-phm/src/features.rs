@@ -182,9 +182,11 @@ impl IndexDate {
     }
 }
 
-/// One row per person registered on the index date.
+/// One row per person registered on the index date. Values are f64 (`Features`), or f32
+/// (`Features<f32>`, [`Precision::Model`]) for a date whose features only feed a model:
+/// the models read f32, and every value is the f64 one rounded once.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Features {
+pub struct Features<T = f64> {
     /// the index date (days since 1970-01-01)
     pub index_day: i32,
     /// pseudonymous lake ids, ascending
@@ -196,23 +198,59 @@ pub struct Features {
     /// feature kinds
     pub kinds: Vec<Kind>,
     /// column-major values; NaN = missing
-    pub columns: Vec<Vec<f64>>,
+    pub columns: Vec<Vec<T>>,
     /// an emergency admission in [D, D + 365), when the lake covers that year
     pub outcome: Option<Vec<u8>>,
     /// codes the indices could not read (malformed for their code system), counted
     pub malformed_codes: usize,
 }
 
-impl Features {
+/// A feature value's type: f64, or f32 for a model's matrix.
+pub trait Value: Copy + Into<f64> + Send + Sync + 'static {
+    /// The value of an f64 (rounded once, for f32).
+    fn of(x: f64) -> Self;
+}
+
+impl Value for f64 {
+    fn of(x: f64) -> f64 {
+        x
+    }
+}
+
+impl Value for f32 {
+    fn of(x: f64) -> f32 {
+        x as f32
+    }
+}
+
+/// What a date's features are computed for (see [`compute_dates`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// f64 values: segments, the lake's `phm_features`, cohorts, a model
+    Full,
+    /// f32 values, only for a model's matrix (half the memory; no f64 copy is made)
+    Model,
+}
+
+/// One date's features at the precision asked for.
+#[derive(Debug)]
+pub enum DateFeatures {
+    /// [`Precision::Full`]
+    Full(Features),
+    /// [`Precision::Model`]
+    Model(Features<f32>),
+}
+
+impl<T> Features<T> {
     /// Features whose `columns` are in [`specs`] order (names and kinds from there).
     pub(crate) fn in_spec_order(
         d: IndexDate,
         person_id: Vec<i64>,
         practice: Vec<String>,
-        columns: Vec<Vec<f64>>,
+        columns: Vec<Vec<T>>,
         outcome: Option<Vec<u8>>,
         malformed_codes: usize,
-    ) -> Features {
+    ) -> Features<T> {
         let specs = specs();
         Features {
             index_day: d.day,
@@ -227,7 +265,7 @@ impl Features {
     }
 
     /// A column by name.
-    pub fn column(&self, name: &str) -> Option<&[f64]> {
+    pub fn column(&self, name: &str) -> Option<&[T]> {
         self.names
             .iter()
             .position(|n| n == name)
@@ -885,7 +923,26 @@ pub async fn compute_many(
     ctx: &SessionContext,
     ds: &[IndexDate],
 ) -> Result<Vec<Features>, PhmError> {
-    let (f, timings) = crate::engine::compute_many(ctx, ds).await?;
+    let full = vec![Precision::Full; ds.len()];
+    Ok(compute_dates(ctx, ds, &full)
+        .await?
+        .into_iter()
+        .map(|f| match f {
+            DateFeatures::Full(f) => f,
+            DateFeatures::Model(_) => unreachable!("every date asked for at full precision"),
+        })
+        .collect())
+}
+
+/// [`compute_many`], each date at its own precision (`precision[i]` for `ds[i]`): a
+/// date whose features only feed a model is built in f32 column by column, so no f64
+/// copy of it is ever made. The values are those of [`compute_many`], rounded once.
+pub async fn compute_dates(
+    ctx: &SessionContext,
+    ds: &[IndexDate],
+    precision: &[Precision],
+) -> Result<Vec<DateFeatures>, PhmError> {
+    let (f, timings) = crate::engine::compute_many(ctx, ds, precision).await?;
     trace(ds, &timings);
     Ok(f)
 }

@@ -20,7 +20,7 @@
 //! 15% (the 80th to 95th centile) or with a risk at least twice what the same model gave a
 //! year earlier — the people a team can still keep out of the top band.
 
-use crate::features::Features;
+use crate::features::{Features, Value};
 
 /// A Bridges to Health segment, most demanding first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -79,28 +79,28 @@ impl Segment {
 pub const EFI_BANDS: [&str; 4] = ["fit", "mild", "moderate", "severe"];
 
 /// The feature columns the rules read, found by name once (not once a person).
-struct Cols<'a> {
-    age: &'a [f64],
-    em: &'a [f64],
-    efi_band: &'a [f64],
-    ltcs: &'a [f64],
-    cancer: &'a [f64],
-    hfrs: &'a [f64],
-    dementia: &'a [f64],
-    care_home: &'a [f64],
-    heart_failure: &'a [f64],
-    copd: &'a [f64],
-    ckd: &'a [f64],
-    social_care: &'a [f64],
-    learning_disability: &'a [f64],
-    smi: &'a [f64],
-    stroke: &'a [f64],
-    maternity: &'a [f64],
-    ae_90: &'a [f64],
+struct Cols<'a, T> {
+    age: &'a [T],
+    em: &'a [T],
+    efi_band: &'a [T],
+    ltcs: &'a [T],
+    cancer: &'a [T],
+    hfrs: &'a [T],
+    dementia: &'a [T],
+    care_home: &'a [T],
+    heart_failure: &'a [T],
+    copd: &'a [T],
+    ckd: &'a [T],
+    social_care: &'a [T],
+    learning_disability: &'a [T],
+    smi: &'a [T],
+    stroke: &'a [T],
+    maternity: &'a [T],
+    ae_90: &'a [T],
 }
 
-impl<'a> Cols<'a> {
-    fn new(f: &'a Features) -> Cols<'a> {
+impl<'a, T: Value> Cols<'a, T> {
+    fn new(f: &'a Features<T>) -> Cols<'a, T> {
         let c = |name: &str| {
             f.column(name)
                 .unwrap_or_else(|| panic!("segmentation needs feature {name}"))
@@ -127,16 +127,19 @@ impl<'a> Cols<'a> {
     }
 
     fn segment(&self, i: usize) -> Segment {
-        let yes = |c: &[f64]| c[i] > 0.0;
-        let age = self.age[i];
-        let em = self.em[i];
-        let efi_band = self.efi_band[i];
-        let ltcs = self.ltcs[i];
+        // (an f32 value is an f64 one rounded once: every value a rule compares here is a
+        // whole number or, for hfrs, tenths, so the rounding never crosses a threshold)
+        let v = |c: &[T]| -> f64 { c[i].into() };
+        let yes = |c: &[T]| v(c) > 0.0;
+        let age = v(self.age);
+        let em = v(self.em);
+        let efi_band = v(self.efi_band);
+        let ltcs = v(self.ltcs);
         if (yes(self.cancer) && em >= 2.0) || (efi_band >= 3.0 && age >= 75.0 && em >= 2.0) {
             return Segment::EndOfLife;
         }
         if age >= 65.0
-            && (efi_band >= 2.0 || self.hfrs[i] >= 5.0 || yes(self.dementia) || yes(self.care_home))
+            && (efi_band >= 2.0 || v(self.hfrs) >= 5.0 || yes(self.dementia) || yes(self.care_home))
         {
             return Segment::Frailty;
         }
@@ -166,12 +169,12 @@ impl<'a> Cols<'a> {
 }
 
 /// The segment of person `i` of `f`.
-pub fn segment(f: &Features, i: usize) -> Segment {
+pub fn segment<T: Value>(f: &Features<T>, i: usize) -> Segment {
     Cols::new(f).segment(i)
 }
 
 /// The segment of everyone in `f`.
-pub fn segments(f: &Features) -> Vec<Segment> {
+pub fn segments<T: Value>(f: &Features<T>) -> Vec<Segment> {
     let c = Cols::new(f);
     (0..f.len()).map(|i| c.segment(i)).collect()
 }

@@ -37,7 +37,7 @@ use trent_riskmodel::{
 };
 
 use crate::PhmError;
-use crate::features::{self, Features, IndexDate, Kind};
+use crate::features::{self, DateFeatures, Features, IndexDate, Kind, Precision, Value};
 use crate::segment::{self, EFI_BANDS, Segment};
 
 /// Table of every feature.
@@ -123,11 +123,11 @@ pub fn matrix(f: &Features) -> Result<FeatureMatrix, PhmError> {
     assemble_matrix(f, cols, groups)
 }
 
-/// [`matrix`] of a feature set needed for nothing else: each f64 column is freed as its
-/// f32 copy is made, so the copies reuse the memory instead of faulting in fresh pages.
-pub fn matrix_consuming(mut f: Features) -> Result<FeatureMatrix, PhmError> {
+/// [`matrix`] of a feature set computed only for it ([`Precision::Model`]): its columns
+/// become the matrix's as they are.
+pub fn matrix_of_model_features(mut f: Features<f32>) -> Result<FeatureMatrix, PhmError> {
     let groups = fairness_groups(&f);
-    let cols = to_f32(std::mem::take(&mut f.columns));
+    let cols = std::mem::take(&mut f.columns);
     assemble_matrix(&f, cols, groups)
 }
 
@@ -152,8 +152,14 @@ fn to_f32<C: AsRef<[f64]> + Send>(mut cols: Vec<C>) -> Vec<Vec<f32>> {
 /// The groups the evaluation is broken down by, one label per person.
 type Groups = Vec<(&'static str, Vec<&'static str>)>;
 
-fn fairness_groups(f: &Features) -> Groups {
-    let col = |n: &str| f.column(n).expect("feature set has its own columns");
+fn fairness_groups<T: Value>(f: &Features<T>) -> Groups {
+    // (every value read here is a whole number or missing, the same in f32 and f64)
+    let col = |n: &str| {
+        f.column(n)
+            .expect("feature set has its own columns")
+            .iter()
+            .map(|&x| -> f64 { x.into() })
+    };
     // a missing decile (NaN) is "Q0", as it always was
     const QUINTILES: [&str; 6] = ["Q0", "Q1", "Q2", "Q3", "Q4", "Q5"];
     vec![
@@ -164,33 +170,27 @@ fn fairness_groups(f: &Features) -> Groups {
         (
             "imd_quintile",
             col("imd_decile")
-                .iter()
                 .map(|d| QUINTILES[(d.clamp(1.0, 10.0) as usize).div_ceil(2)])
                 .collect(),
         ),
         (
             "sex",
             col("sex_male")
-                .iter()
-                .map(|&x| if x > 0.0 { "M" } else { "F" })
+                .map(|x| if x > 0.0 { "M" } else { "F" })
                 .collect(),
         ),
-        (
-            "age_band",
-            col("age").iter().map(|&a| age_band(a)).collect(),
-        ),
+        ("age_band", col("age").map(age_band).collect()),
         (
             "ethnicity",
             col("ethnic_group")
-                .iter()
-                .map(|&e| ETHNIC_GROUPS[(e as usize).min(ETHNIC_GROUPS.len() - 1)])
+                .map(|e| ETHNIC_GROUPS[(e as usize).min(ETHNIC_GROUPS.len() - 1)])
                 .collect(),
         ),
     ]
 }
 
-fn assemble_matrix(
-    f: &Features,
+fn assemble_matrix<T>(
+    f: &Features<T>,
     cols: Vec<Vec<f32>>,
     groups: Groups,
 ) -> Result<FeatureMatrix, PhmError> {
@@ -303,14 +303,6 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
         .iter()
         .map(|&x| IndexDate::check(&time::iso(x), start, end))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut computed: std::collections::HashMap<i32, Features> = days
-        .iter()
-        .copied()
-        .zip(features::compute_many(&ctx, &ids).await?)
-        .collect();
-    let now = computed
-        .remove(&d.day)
-        .ok_or_else(|| PhmError::Other("no features at the index date".into()))?;
     // evaluation date: D if it has its outcome, else the latest that does
     let e_day = if d.has_outcome {
         d.day
@@ -318,14 +310,38 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
         time::add_years(end_day + 1, -1)
     };
     let eval_date = IndexDate::check(&time::iso(e_day), start, end).ok();
-    // with a model, another date's features serve only its matrix: that matrix is made
-    // first, consuming them, and D's then reuses the memory they leave
-    let mut early_em: Option<(FeatureMatrix, f64)> = None;
-    if let (Some(_), Some(ed)) = (&opts.model, eval_date)
-        && let Some(ef) = computed.remove(&ed.day)
+    // with a model, another evaluation date's features serve only its matrix: they are
+    // computed in f32, as the matrix's own columns
+    let precision: Vec<Precision> = days
+        .iter()
+        .map(|&x| {
+            if opts.model.is_some() && x == e_day && x != d.day {
+                Precision::Model
+            } else {
+                Precision::Full
+            }
+        })
+        .collect();
+    let mut computed: std::collections::HashMap<i32, Features> = Default::default();
+    let mut for_model: Option<Features<f32>> = None;
+    for (x, f) in days
+        .iter()
+        .zip(features::compute_dates(&ctx, &ids, &precision).await?)
     {
+        match f {
+            DateFeatures::Full(f) => {
+                computed.insert(*x, f);
+            }
+            DateFeatures::Model(f) => for_model = Some(f),
+        }
+    }
+    let now = computed
+        .remove(&d.day)
+        .ok_or_else(|| PhmError::Other("no features at the index date".into()))?;
+    let mut early_em: Option<(FeatureMatrix, f64)> = None;
+    if let Some(ef) = for_model {
         let t = Instant::now();
-        early_em = Some((matrix_consuming(ef)?, t.elapsed().as_secs_f64()));
+        early_em = Some((matrix_of_model_features(ef)?, t.elapsed().as_secs_f64()));
     }
     let now_m = matrix(&now)?;
     let early_secs = early_em.as_ref().map_or(0.0, |e| e.1);

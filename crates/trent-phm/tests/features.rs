@@ -127,6 +127,63 @@ async fn many_dates_in_one_pass_equal_one_date_at_a_time() {
     assert_ne!(many[1].len(), many[3].len());
 }
 
+/// A date computed only for a model (f32, `Precision::Model`) holds each f64 value rounded
+/// once, and its matrix is the very matrix the f64 features give: the same columns, ids,
+/// labels and fairness groups (segments included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_date_for_the_model_gives_the_same_matrix() {
+    use trent_phm::features::{DateFeatures, Precision};
+    let lake = Lake::open(lake().path()).unwrap();
+    let ctx = lake.session().await.unwrap();
+    let (s, e) = (&lake.catalog.span_start, &lake.catalog.span_end);
+    let ds: Vec<IndexDate> = ["2017-04-01", "2016-04-01"]
+        .iter()
+        .map(|x| IndexDate::check(x, s, e).unwrap())
+        .collect();
+    let mixed = features::compute_dates(&ctx, &ds, &[Precision::Full, Precision::Model])
+        .await
+        .unwrap();
+    let [DateFeatures::Full(full0), DateFeatures::Model(m)] = &mixed[..] else {
+        panic!("the precisions asked for")
+    };
+    let full = features::compute_many(&ctx, &ds).await.unwrap();
+    let bits = |c: &[f64]| c.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(full0.person_id, full[0].person_id);
+    for (k, name) in full0.names.iter().enumerate() {
+        assert!(
+            bits(&full0.columns[k]) == bits(&full[0].columns[k]),
+            "{name} at full precision beside a date for the model"
+        );
+    }
+    let f = &full[1];
+    assert_eq!(m.person_id, f.person_id);
+    assert_eq!(m.outcome, f.outcome);
+    assert_eq!(m.malformed_codes, f.malformed_codes);
+    for (k, name) in f.names.iter().enumerate() {
+        for i in 0..f.len() {
+            let (a, b) = (m.columns[k][i], f.columns[k][i] as f32);
+            assert!(
+                a == b || (a.is_nan() && b.is_nan()),
+                "{name}: {a} against {b}"
+            );
+        }
+    }
+    let want = trent_phm::stratify::matrix(f).unwrap();
+    let got = trent_phm::stratify::matrix_of_model_features(m.clone()).unwrap();
+    assert_eq!(got.ids(), want.ids());
+    assert_eq!(got.labels(), want.labels());
+    assert_eq!(got.groups(), want.groups());
+    assert_eq!(got.n_features(), want.n_features());
+    for j in 0..want.n_features() {
+        let bits32 = |c: &[f32]| c.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert!(
+            bits32(got.column(j)) == bits32(want.column(j)),
+            "matrix column {j}"
+        );
+    }
+    assert!(got.groups().iter().any(|g| g.name == "segment"));
+}
+
 /// The statement `trent stratify --dump-sql` gives DuckDB in the benchmark, run through
 /// DataFusion, finds the same people and the same values as trent's features engine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
