@@ -80,6 +80,19 @@ def practice_of(printed):
             return line.split("organisation ")[1].strip()
 
 
+def bundle(ids, rep):
+    """Bundle number `rep` of the write benchmark: a transaction of 1,000 blood-pressure
+    Observations, spread over the patients `ids`."""
+    entries = [{"resource": {
+        "resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "271649006"}]},
+        "subject": {"reference": f"Patient/{ids[(rep * 1000 + k) % len(ids)]}"},
+        "effectiveDateTime": "2025-02-01",
+        "valueQuantity": {"value": 120 + k % 40, "unit": "mm[Hg]"}},
+        "request": {"method": "POST", "url": "Observation"}} for k in range(1000)]
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
 def run_backend(name, data, extra, args):
     p, base, printed, load_s = serve(data, extra)
     try:
@@ -119,16 +132,8 @@ def run_backend(name, data, extra, args):
             # time on one connection and times each until its response is read and checked
             files = []
             for rep in range(first, first + args.bundles):
-                entries = [{"resource": {
-                    "resourceType": "Observation", "status": "final",
-                    "code": {"coding": [{"system": "http://snomed.info/sct", "code": "271649006"}]},
-                    "subject": {"reference": f"Patient/{ids[(rep * 1000 + k) % len(ids)]}"},
-                    "effectiveDateTime": "2025-02-01",
-                    "valueQuantity": {"value": 120 + k % 40, "unit": "mm[Hg]"}},
-                    "request": {"method": "POST", "url": "Observation"}} for k in range(1000)]
                 f = tempfile.NamedTemporaryFile("wb", delete=False, suffix=".json")
-                f.write(json.dumps({"resourceType": "Bundle", "type": "transaction",
-                                    "entry": entries}).encode())
+                f.write(json.dumps(bundle(ids, rep)).encode())
                 f.close()
                 files.append(f.name)
             out = subprocess.run([LOADGEN, base, sys_tok, "--post"] + files + prefer,

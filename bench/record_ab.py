@@ -29,16 +29,9 @@ import record as R  # noqa: E402
 def bodies(ids, n, tmp):
     files = []
     for rep in range(n):
-        entries = [{"resource": {
-            "resourceType": "Observation", "status": "final",
-            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "271649006"}]},
-            "subject": {"reference": f"Patient/{ids[(rep * 1000 + k) % len(ids)]}"},
-            "effectiveDateTime": "2025-02-01",
-            "valueQuantity": {"value": 120 + k % 40, "unit": "mm[Hg]"}},
-            "request": {"method": "POST", "url": "Observation"}} for k in range(1000)]
         f = os.path.join(tmp, f"bundle-{rep}.json")
         with open(f, "w") as out:
-            json.dump({"resourceType": "Bundle", "type": "transaction", "entry": entries}, out)
+            json.dump(R.bundle(ids, rep), out)
         files.append(f)
     return files
 
