@@ -507,8 +507,8 @@ impl FlatForest {
 /// bit for bit those of [`Tree::predict`]. Models it cannot hold (more than 255 used features, 254 thresholds
 /// on a feature, 63 left codes on a feature or 256 categorical rules) are scored by
 /// [`FlatForest`]. Models whose trees have at most 64 leaves (all trained here: 31) are
-/// scored from the same bytes by bitvectors instead ([`Masked`]), about twice as fast
-/// as this walk.
+/// scored from these bytes, packed several features to a byte, by bitvectors instead
+/// ([`Masked`]), two to three times as fast as this walk.
 struct Compiled {
     /// the model feature behind each byte of an encoded row
     used: Vec<usize>,
@@ -551,87 +551,303 @@ const C_LUT: usize = 1024;
 /// The compiled forest as bitvectors (QuickScorer, Lucchese et al. 2015, with the masks of
 /// each tree's splits on a feature combined ahead of time for every byte value).
 ///
-/// A tree's leaves are numbered left to right, bits of a `u64`. A split that a row does
-/// not pass (it goes right) rules out every leaf of its left subtree; the row's leaf is
-/// the leftmost one that no split it fails has ruled out. Which splits on a feature a row
-/// fails depends only on the feature's byte, so for each (tree, feature) a table of 256
-/// masks gives the AND of those splits' masks for each byte. Scoring a tree is then one
-/// independent lookup per feature the tree uses (17 on average in the 235-tree model)
-/// and a count of trailing zeros, where the walk is a chain of dependent loads as deep as
-/// the tree (leaf-wise trees of 31 leaves: 10.7 deep on average, more at the deepest).
-/// Measured with `examples/score_speed.rs` (docs/benchmarks.md). The tables take 2 KiB
-/// per (tree, feature): 8 MB for that model. A tree of more than 64 leaves leaves the
-/// whole model to the walk.
-struct Masked {
+/// A tree's leaves are numbered left to right, bits of an integer ([`LeafBits`]). A split
+/// that a row does not pass (it goes right) rules out every leaf of its left subtree; the
+/// row's leaf is the leftmost one that no split it fails has ruled out. Which splits on a
+/// feature a row fails depends only on the feature's byte, so for each (tree, byte) a
+/// table of 256 masks gives the AND of those splits' masks for each byte value. Scoring a
+/// tree is then one independent lookup per byte the tree reads and a count of trailing
+/// zeros, where the walk is a chain of dependent loads as deep as the tree (leaf-wise
+/// trees of 31 leaves: 10.7 deep on average, more at the deepest).
+///
+/// Most features need far fewer than 8 bits: a long-term condition flag has one
+/// threshold, so two states, and a missing value that every split sends the same way is
+/// one of them. Features are packed into shared bytes ([`Pack`]), chosen so that features
+/// the same trees use share a byte: one lookup then serves the splits on all of them (in
+/// the 235-tree model, 16.9 lookups a tree became 11.5). Measured with
+/// `examples/score_speed.rs` (docs/benchmarks.md). A tree of more than 64 leaves leaves
+/// the whole model to the walk.
+struct Masked<M> {
+    /// the packed bytes a row is encoded into
+    packs: Vec<Pack>,
     trees: Vec<MTree>,
-    /// per (tree, feature): the mask for each byte value
-    tables: Vec<[u64; 256]>,
-    /// per (tree, feature): the byte of the encoded row it reads
+    /// per (tree, packed byte): the mask for each byte value
+    tables: Vec<[M; 256]>,
+    /// per (tree, packed byte): which packed byte it reads
     cols: Vec<usize>,
     /// leaf values, tree after tree, left to right
     leaves: Vec<f64>,
 }
 
 struct MTree {
-    /// its features in `tables` and `cols`
+    /// its packed bytes in `tables` and `cols`
     entries: std::ops::Range<usize>,
     /// its leaves in `leaves`
     leaves: std::ops::Range<usize>,
 }
 
-impl Masked {
-    fn new(c: &Compiled) -> Option<Masked> {
-        let mut m = Masked {
-            trees: vec![],
-            tables: vec![],
-            cols: vec![],
-            leaves: vec![],
-        };
+/// One packed byte: the features (bytes of [`Compiled`]'s encoding) whose states it holds,
+/// each in its own bits.
+struct Pack {
+    members: Vec<Member>,
+}
+
+struct Member {
+    /// the [`Compiled`] byte (used feature)
+    byte: usize,
+    shift: u32,
+    bits: u32,
+    /// the feature's byte value → its state, shifted into place
+    put: [u8; 256],
+    /// state → a byte value of that state
+    take: Vec<u8>,
+}
+
+impl Member {
+    /// Member `byte` of `c` in as few states as its splits tell apart: a numeric feature's
+    /// ranks `0..=thresholds`, with a missing value folded into the top rank when every
+    /// split sends it right or into rank 0 when every split sends it left (else a state of
+    /// its own); a categorical feature's positions among its left codes, and one state for
+    /// every other code.
+    fn new(c: &Compiled, byte: usize, missing_left: bool, missing_right: bool) -> Member {
+        let mut take: Vec<u8>;
+        let mut put = [0u8; 256];
+        if let Some(codes) = &c.codes[byte] {
+            let k = codes.len();
+            take = (0..k as u8).collect();
+            take.push(C_OTHER);
+            for (x, p) in put.iter_mut().enumerate() {
+                *p = x.min(k) as u8;
+            }
+        } else {
+            let nc = c.cuts[byte].len();
+            take = (0..=nc as u8).collect();
+            for (x, p) in put.iter_mut().enumerate().take(nc + 1) {
+                *p = x as u8;
+            }
+            put[C_MISSING as usize] = match (missing_left, missing_right) {
+                (true, true) => {
+                    take.push(C_MISSING);
+                    (nc + 1) as u8
+                }
+                (true, false) => 0,
+                _ => nc as u8,
+            };
+        }
+        let states = take.len() as u32;
+        Member {
+            byte,
+            shift: 0,
+            bits: (u32::BITS - (states - 1).leading_zeros()).max(1),
+            put,
+            take,
+        }
+    }
+
+    /// The feature's byte value held in packed byte value `v`.
+    fn byte_in(&self, v: usize) -> u8 {
+        let state = (v >> self.shift) & ((1 << self.bits) - 1);
+        self.take.get(state).copied().unwrap_or(self.take[0])
+    }
+}
+
+/// Which bytes of `c` share a packed byte: greedily, the two groups that fit in 8 bits
+/// together and that the most trees both read are merged, until no merge saves a lookup.
+/// `reads[t]` are the bytes tree `t` reads.
+fn packs(c: &Compiled, reads: &[Vec<u8>]) -> Vec<Pack> {
+    let n = c.used.len();
+    let (mut left, mut right) = (vec![false; n], vec![false; n]);
+    for (a, node) in c.nodes.iter().enumerate() {
+        if node.next as usize != a && node.flags & C_CATEGORICAL == 0 {
+            let b = node.col as usize;
+            if node.flags & C_DEFAULT_LEFT != 0 {
+                left[b] = true;
+            } else {
+                right[b] = true;
+            }
+        }
+    }
+    let words = reads.len().div_ceil(64);
+    // (members, bits, the trees that read any of them)
+    let mut groups: Vec<(Vec<Member>, u32, Vec<u64>)> = (0..n)
+        .map(|b| {
+            let m = Member::new(c, b, left[b], right[b]);
+            let bits = m.bits;
+            (vec![m], bits, vec![0u64; words])
+        })
+        .collect();
+    for (t, bytes) in reads.iter().enumerate() {
+        for &b in bytes {
+            groups[b as usize].2[t / 64] |= 1 << (t % 64);
+        }
+    }
+    loop {
+        let mut best = (0u32, 0, 0);
+        for i in 0..groups.len() {
+            for j in i + 1..groups.len() {
+                if groups[i].1 + groups[j].1 > 8 {
+                    continue;
+                }
+                let both: u32 = groups[i]
+                    .2
+                    .iter()
+                    .zip(&groups[j].2)
+                    .map(|(a, b)| (a & b).count_ones())
+                    .sum();
+                if both > best.0 {
+                    best = (both, i, j);
+                }
+            }
+        }
+        let (saved, i, j) = best;
+        if saved == 0 {
+            break;
+        }
+        let (members, bits, trees) = groups.remove(j);
+        let g = &mut groups[i];
+        g.0.extend(members);
+        g.1 += bits;
+        for (a, b) in g.2.iter_mut().zip(&trees) {
+            *a |= b;
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(mut members, _, _)| {
+            let mut shift = 0;
+            for m in &mut members {
+                m.shift = shift;
+                for p in &mut m.put {
+                    *p <<= shift;
+                }
+                shift += m.bits;
+            }
+            Pack { members }
+        })
+        .collect()
+}
+
+/// A tree's leaves as the bits of an unsigned integer: `u32` when every tree has at most
+/// 32 leaves (half the table memory of `u64`, so more of a tree's tables stay in L1),
+/// else `u64`.
+trait LeafBits:
+    Copy + std::ops::BitAnd<Output = Self> + std::ops::BitAndAssign + std::ops::Not<Output = Self>
+{
+    const BITS: u32;
+    const ALL: Self;
+    /// the bits `lo..hi`
+    fn range(lo: usize, hi: usize) -> Self;
+    fn first(self) -> usize;
+}
+
+impl LeafBits for u32 {
+    const BITS: u32 = u32::BITS;
+    const ALL: u32 = !0;
+    fn range(lo: usize, hi: usize) -> u32 {
+        (lo..hi).fold(0, |acc, b| acc | 1 << b)
+    }
+    #[inline(always)]
+    fn first(self) -> usize {
+        self.trailing_zeros() as usize
+    }
+}
+
+impl LeafBits for u64 {
+    const BITS: u32 = u64::BITS;
+    const ALL: u64 = !0;
+    fn range(lo: usize, hi: usize) -> u64 {
+        (lo..hi).fold(0, |acc, b| acc | 1 << b)
+    }
+    #[inline(always)]
+    fn first(self) -> usize {
+        self.trailing_zeros() as usize
+    }
+}
+
+/// A tree's splits, each with the mask of the leaves a row that goes right keeps.
+type Splits<M> = Vec<(CNode, M)>;
+
+impl<M: LeafBits> Masked<M> {
+    fn new(c: &Compiled) -> Option<Masked<M>> {
+        let mut leaves = vec![];
+        // per tree: its splits, each with the mask that keeps all but its left subtree's
+        // leaves, and its leaves' range
+        let mut trees: Vec<(Splits<M>, std::ops::Range<usize>)> = vec![];
         for &root in &c.roots {
-            // in order, so leaves are numbered left to right; each split with the mask
-            // that keeps all but its left subtree's leaves
-            let first_leaf = m.leaves.len();
-            let mut splits: Vec<(CNode, u64)> = vec![];
+            // in order, so leaves are numbered left to right
+            let first_leaf = leaves.len();
+            let mut splits: Vec<(CNode, M)> = vec![];
             // (node, its left subtree done); open splits with the leaves before them
             let mut stack = vec![(root as usize, false)];
             let mut open: Vec<usize> = vec![];
             while let Some((a, left_done)) = stack.pop() {
                 let n = c.nodes[a];
                 if n.next as usize == a {
-                    m.leaves.push(c.values[a]);
-                    if m.leaves.len() - first_leaf > 64 {
+                    leaves.push(c.values[a]);
+                    if leaves.len() - first_leaf > M::BITS as usize {
                         return None;
                     }
                 } else if !left_done {
-                    open.push(m.leaves.len() - first_leaf);
+                    open.push(leaves.len() - first_leaf);
                     stack.push((a, true));
                     stack.push((n.next as usize, false));
                 } else {
                     let lo = open.pop().expect("an open split");
-                    let hi = m.leaves.len() - first_leaf;
-                    let left = (lo..hi).fold(0u64, |acc, b| acc | 1 << b);
-                    splits.push((n, !left));
+                    let hi = leaves.len() - first_leaf;
+                    splits.push((n, !M::range(lo, hi)));
                     stack.push((n.next as usize + 1, false));
                 }
             }
+            trees.push((splits, first_leaf..leaves.len()));
+        }
+        let reads: Vec<Vec<u8>> = trees
+            .iter()
+            .map(|(splits, _)| {
+                let mut cols: Vec<u8> = splits.iter().map(|(n, _)| n.col).collect();
+                cols.sort_unstable();
+                cols.dedup();
+                cols
+            })
+            .collect();
+        let packs = packs(c, &reads);
+        // the packed byte and member of each byte of `c`
+        let mut home = vec![(0, 0); c.used.len()];
+        for (p, pack) in packs.iter().enumerate() {
+            for (k, m) in pack.members.iter().enumerate() {
+                home[m.byte] = (p, k);
+            }
+        }
+        let mut m = Masked {
+            packs: vec![],
+            trees: vec![],
+            tables: vec![],
+            cols: vec![],
+            leaves,
+        };
+        for (splits, leaves) in trees {
             let e0 = m.tables.len();
-            let mut cols: Vec<u8> = splits.iter().map(|(n, _)| n.col).collect();
+            let mut cols: Vec<usize> = splits.iter().map(|(n, _)| home[n.col as usize].0).collect();
             cols.sort_unstable();
             cols.dedup();
-            for col in cols {
-                let on: Vec<&(CNode, u64)> = splits.iter().filter(|(n, _)| n.col == col).collect();
+            for p in cols {
+                let on: Vec<(&Member, CNode, M)> = splits
+                    .iter()
+                    .filter(|(n, _)| home[n.col as usize].0 == p)
+                    .map(|&(n, keep)| (&packs[p].members[home[n.col as usize].1], n, keep))
+                    .collect();
                 m.tables.push(std::array::from_fn(|v| {
                     on.iter()
-                        .filter(|(n, _)| c.goes_right(*n, v as u8))
-                        .fold(!0u64, |acc, (_, keep)| acc & keep)
+                        .filter(|(member, n, _)| c.goes_right(*n, member.byte_in(v)))
+                        .fold(M::ALL, |acc, (_, _, keep)| acc & *keep)
                 }));
-                m.cols.push(col as usize);
+                m.cols.push(p);
             }
             m.trees.push(MTree {
                 entries: e0..m.tables.len(),
-                leaves: first_leaf..m.leaves.len(),
+                leaves,
             });
         }
+        m.packs = packs;
         Some(m)
     }
 }
@@ -791,29 +1007,43 @@ impl Compiled {
         buf: &mut [u8],
         (rs, cs): (usize, usize),
     ) {
+        let mut one = vec![0u8; k];
         for (b, &f) in self.used.iter().enumerate() {
-            let col = &cols[f][first..first + k];
-            if let Some(codes) = &self.codes[b] {
-                for (i, &x) in col.iter().enumerate() {
-                    buf[i * rs + b * cs] = if x.is_nan() {
-                        C_OTHER
-                    } else {
-                        codes
-                            .binary_search(&(x as i32))
-                            .map_or(C_OTHER, |p| p as u8)
-                    };
-                }
-            } else {
-                let (cuts, lut) = (&self.cuts[b], &self.lut[b]);
-                for (i, &x) in col.iter().enumerate() {
-                    buf[i * rs + b * cs] = if x.is_nan() {
-                        C_MISSING
-                    } else if x >= 0.0 && x < C_LUT as f32 && x == x.trunc() {
-                        lut[x as usize]
-                    } else {
-                        cuts.partition_point(|&t| t < x) as u8
-                    };
-                }
+            self.ranks(b, &cols[f][first..first + k], &mut one);
+            for (i, &x) in one.iter().enumerate() {
+                buf[i * rs + b * cs] = x;
+            }
+        }
+    }
+
+    /// The bytes of used feature `b` for the values `xs`: a numeric value's rank among
+    /// the thresholds (missing: [`C_MISSING`]), a categorical code's position among the
+    /// left codes (missing or never sent left: [`C_OTHER`]).
+    fn ranks(&self, b: usize, xs: &[f32], out: &mut [u8]) {
+        if let Some(codes) = &self.codes[b] {
+            for (o, &x) in out.iter_mut().zip(xs) {
+                *o = if x.is_nan() {
+                    C_OTHER
+                } else {
+                    codes
+                        .binary_search(&(x as i32))
+                        .map_or(C_OTHER, |p| p as u8)
+                };
+            }
+        } else {
+            let (cuts, lut) = (&self.cuts[b], &self.lut[b]);
+            for (o, &x) in out.iter_mut().zip(xs) {
+                // a whole number in the table's range by one conversion each way (not
+                // `x.trunc()`, a call into libm without SSE4.1); NaN converts to 0 but
+                // does not equal it
+                let i = x as i32;
+                *o = if x.is_nan() {
+                    C_MISSING
+                } else if (0..C_LUT as i32).contains(&i) && i as f32 == x {
+                    lut[i as usize]
+                } else {
+                    cuts.partition_point(|&t| t < x) as u8
+                };
             }
         }
     }
@@ -870,47 +1100,141 @@ impl Compiled {
 
     /// [`Compiled::score`] by bitvectors ([`Masked`]): the same leaves, the trees added in
     /// the same order.
-    fn score_masked(&self, mk: &Masked, cols: &[&[f32]], first: usize, out: &mut [f64]) {
+    fn score_masked<M: LeafBits>(
+        &self,
+        mk: &Masked<M>,
+        cols: &[&[f32]],
+        first: usize,
+        out: &mut [f64],
+    ) {
         // rows a block: enough that each tree's tables serve many rows while in cache;
         // the block's bytes (column-major: a feature's bytes side by side) and bitvectors
         // stay in L2 (2,048 measured faster than 128, 1,024, 8,192 and 32,768)
         const BLOCK: usize = 2048;
-        let w = self.used.len().max(1);
+        let w = mk.packs.len().max(1);
         let mut buf = vec![0u8; BLOCK * w];
-        let mut m = vec![0u64; BLOCK];
+        let mut one = vec![0u8; BLOCK];
+        let mut m = [M::ALL; BLOCK];
         for (b, out) in out.chunks_mut(BLOCK).enumerate() {
             let k = out.len();
-            self.encode(cols, first + b * BLOCK, k, &mut buf, (1, BLOCK));
-            for t in &mk.trees {
-                m[..k].fill(!0);
-                let cols = &mk.cols[t.entries.clone()];
-                let tables = &mk.tables[t.entries.clone()];
-                // four tables a pass over the block's masks: a quarter of the loads and
-                // stores of the masks themselves
-                let mut e = 0;
-                while e + 4 <= cols.len() {
-                    let xs: [&[u8]; 4] =
-                        std::array::from_fn(|j| &buf[cols[e + j] * BLOCK..cols[e + j] * BLOCK + k]);
-                    let tb: [&[u64; 256]; 4] = std::array::from_fn(|j| &tables[e + j]);
-                    for (i, mi) in m[..k].iter_mut().enumerate() {
-                        *mi &= tb[0][xs[0][i] as usize]
-                            & tb[1][xs[1][i] as usize]
-                            & tb[2][xs[2][i] as usize]
-                            & tb[3][xs[3][i] as usize];
+            let at = first + b * BLOCK;
+            for (p, pack) in mk.packs.iter().enumerate() {
+                let dst = &mut buf[p * BLOCK..p * BLOCK + k];
+                dst.fill(0);
+                for member in &pack.members {
+                    let col = &cols[self.used[member.byte]][at..at + k];
+                    self.ranks(member.byte, col, &mut one[..k]);
+                    for (d, &x) in dst.iter_mut().zip(&one[..k]) {
+                        *d |= member.put[x as usize];
                     }
-                    e += 4;
-                }
-                for (&col, table) in cols[e..].iter().zip(&tables[e..]) {
-                    let xs = &buf[col * BLOCK..col * BLOCK + k];
-                    for (mi, &x) in m.iter_mut().zip(xs) {
-                        *mi &= table[x as usize];
-                    }
-                }
-                let leaves = &mk.leaves[t.leaves.clone()];
-                for (o, &mi) in out.iter_mut().zip(&m[..k]) {
-                    *o += leaves[mi.trailing_zeros() as usize];
                 }
             }
+            for t in &mk.trees {
+                let cols = &mk.cols[t.entries.clone()];
+                let tables = &mk.tables[t.entries.clone()];
+                let leaves = &mk.leaves[t.leaves.clone()];
+                // up to four tables a pass over the block: the first pass stores the
+                // masks, the last adds each row's leaf (one pass does both when a tree
+                // reads at most four bytes)
+                let passes = cols.len().div_ceil(4);
+                for (q, (cs, ts)) in cols.chunks(4).zip(tables.chunks(4)).enumerate() {
+                    let mode = match (q == 0, q + 1 == passes) {
+                        (true, true) => ONLY,
+                        (true, false) => FIRST,
+                        (false, false) => MIDDLE,
+                        (false, true) => LAST,
+                    };
+                    let x = |j: usize| &buf[cs[j] * BLOCK..cs[j] * BLOCK + k];
+                    let (m, out) = (&mut m[..k], &mut *out);
+                    match (cs.len(), mode) {
+                        (1, ONLY) => pass::<M, 1, ONLY>(m, out, leaves, [x(0)], [&ts[0]]),
+                        (1, LAST) => pass::<M, 1, LAST>(m, out, leaves, [x(0)], [&ts[0]]),
+                        (2, ONLY) => {
+                            pass::<M, 2, ONLY>(m, out, leaves, [x(0), x(1)], [&ts[0], &ts[1]])
+                        }
+                        (2, LAST) => {
+                            pass::<M, 2, LAST>(m, out, leaves, [x(0), x(1)], [&ts[0], &ts[1]])
+                        }
+                        (3, ONLY) => pass::<M, 3, ONLY>(
+                            m,
+                            out,
+                            leaves,
+                            [x(0), x(1), x(2)],
+                            [&ts[0], &ts[1], &ts[2]],
+                        ),
+                        (3, LAST) => pass::<M, 3, LAST>(
+                            m,
+                            out,
+                            leaves,
+                            [x(0), x(1), x(2)],
+                            [&ts[0], &ts[1], &ts[2]],
+                        ),
+                        (_, ONLY) => pass::<M, 4, ONLY>(
+                            m,
+                            out,
+                            leaves,
+                            std::array::from_fn(x),
+                            std::array::from_fn(|j| &ts[j]),
+                        ),
+                        (_, FIRST) => pass::<M, 4, FIRST>(
+                            m,
+                            out,
+                            leaves,
+                            std::array::from_fn(x),
+                            std::array::from_fn(|j| &ts[j]),
+                        ),
+                        (_, MIDDLE) => pass::<M, 4, MIDDLE>(
+                            m,
+                            out,
+                            leaves,
+                            std::array::from_fn(x),
+                            std::array::from_fn(|j| &ts[j]),
+                        ),
+                        _ => pass::<M, 4, LAST>(
+                            m,
+                            out,
+                            leaves,
+                            std::array::from_fn(x),
+                            std::array::from_fn(|j| &ts[j]),
+                        ),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a pass of [`pass`] does with the AND of its tables' masks for a row.
+const ONLY: u8 = 0;
+const FIRST: u8 = 1;
+const MIDDLE: u8 = 2;
+const LAST: u8 = 3;
+
+/// One pass of [`Compiled::score_masked`] over a block of rows: the AND of `N` tables'
+/// masks for each row, stored (`FIRST`), ANDed into the row's mask (`MIDDLE`), or ANDed
+/// into it and the leaf it leaves added to the row's score (`LAST`, or `ONLY` without a
+/// stored mask).
+#[inline(always)]
+fn pass<M: LeafBits, const N: usize, const MODE: u8>(
+    m: &mut [M],
+    out: &mut [f64],
+    leaves: &[f64],
+    xs: [&[u8]; N],
+    tb: [&[M; 256]; N],
+) {
+    let k = m.len();
+    let xs: [&[u8]; N] = std::array::from_fn(|j| &xs[j][..k]);
+    let out = &mut out[..k];
+    for i in 0..k {
+        let mut a = tb[0][xs[0][i] as usize];
+        for j in 1..N {
+            a &= tb[j][xs[j][i] as usize];
+        }
+        match MODE {
+            ONLY => out[i] += leaves[a.first()],
+            FIRST => m[i] = a,
+            MIDDLE => m[i] &= a,
+            _ => out[i] += leaves[(m[i] & a).first()],
         }
     }
 }
@@ -1066,16 +1390,22 @@ impl GbtModel {
         let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
         let ranges = chunks(n, threads);
         if let Some(c) = Compiled::new(&self.trees, self.features.len()) {
-            let mk = Masked::new(&c);
+            let m32 = Masked::<u32>::new(&c);
+            let m64 = if m32.is_none() {
+                Masked::<u64>::new(&c)
+            } else {
+                None
+            };
             std::thread::scope(|s| {
                 let mut rest: &mut [f64] = &mut out;
                 for r in ranges {
                     let (mine, tail) = rest.split_at_mut(r.len());
                     rest = tail;
-                    let (c, mk) = (&c, &mk);
-                    s.spawn(move || match mk {
-                        Some(mk) => c.score_masked(mk, cols, r.start, mine),
-                        None => c.score(cols, r.start, mine),
+                    let (c, m32, m64) = (&c, &m32, &m64);
+                    s.spawn(move || match (m32, m64) {
+                        (Some(mk), _) => c.score_masked(mk, cols, r.start, mine),
+                        (_, Some(mk)) => c.score_masked(mk, cols, r.start, mine),
+                        _ => c.score(cols, r.start, mine),
                     });
                 }
             });

@@ -294,6 +294,138 @@ fn scoring_is_exact_either_side_of_the_compiled_limit() {
     }
 }
 
+/// Random forests over many features of few thresholds — the kind the bitvector scorer
+/// packs several to a byte — give each tree's own decisions: features whose missing
+/// values every split sends left, every split sends right, or some each way; categorical
+/// features; trees of up to 32 leaves (32-bit masks) and of up to 64 (64-bit); rows
+/// with missing values, values at and between the thresholds, and unlisted codes.
+#[test]
+fn packed_bitvector_scoring_is_exact_on_random_forests() {
+    use trent_riskmodel::gbt::{GbtModel, Rule};
+    // (kind, thresholds or codes, missing: Some(sent left by every split) or None: either)
+    let spec: Vec<(FeatureKind, Vec<f32>, Option<bool>)> = vec![
+        (FeatureKind::Binary, vec![0.5], Some(false)),
+        (FeatureKind::Binary, vec![0.5], Some(true)),
+        (FeatureKind::Binary, vec![0.5], None),
+        (FeatureKind::Numeric, vec![1.0, 3.0], Some(false)),
+        (FeatureKind::Numeric, vec![1.0, 3.0, 4.5], None),
+        (
+            FeatureKind::Numeric,
+            vec![0.0, 2.0, 5.0, 9.0, 12.0],
+            Some(true),
+        ),
+        (
+            FeatureKind::Numeric,
+            (0..40).map(|k| k as f32 + 0.5).collect(),
+            None,
+        ),
+        (
+            FeatureKind::Categorical,
+            vec![0.0, 1.0, 2.0, 3.0, 4.0],
+            None,
+        ),
+        (FeatureKind::Categorical, vec![1.0, 7.0], None),
+        (FeatureKind::Binary, vec![0.5], Some(false)),
+        (FeatureKind::Binary, vec![0.5], Some(false)),
+        (FeatureKind::Numeric, vec![2.0, 6.0, 8.0], Some(false)),
+    ];
+    let names: Vec<String> = (0..spec.len()).map(|j| format!("f{j}")).collect();
+    for (seed, max_leaves) in [(1u64, 32usize), (2, 64), (3, 20)] {
+        let mut r = Rng::stream(seed, 7);
+        let trees: Vec<Tree> = (0..40)
+            .map(|_| {
+                // split a random leaf until the tree has its leaves (children after
+                // their parent, as a tree file requires)
+                let target = 2 + r.below(max_leaves as u64 - 1) as usize;
+                let mut nodes = vec![Node::Leaf {
+                    value: 0.0,
+                    count: 1,
+                }];
+                let mut leaves = vec![0usize];
+                while leaves.len() < target {
+                    let at = leaves.swap_remove(r.below(leaves.len() as u64) as usize);
+                    // features 6 and beyond less often, so the small ones share trees
+                    let among = if r.chance(0.7) { 6 } else { spec.len() as u64 };
+                    let f = r.below(among) as usize;
+                    let (kind, vals, missing) = &spec[f];
+                    let rule = if *kind == FeatureKind::Categorical {
+                        let mut left: Vec<i32> = vals
+                            .iter()
+                            .filter(|_| r.chance(0.5))
+                            .map(|&v| v as i32)
+                            .collect();
+                        if left.is_empty() {
+                            left.push(vals[0] as i32);
+                        }
+                        Rule::Categorical { left_codes: left }
+                    } else {
+                        Rule::Numeric {
+                            threshold: vals[r.below(vals.len() as u64) as usize],
+                            default_left: missing.unwrap_or_else(|| r.chance(0.5)),
+                        }
+                    };
+                    let n = nodes.len();
+                    nodes[at] = Node::Split {
+                        feature: f,
+                        rule,
+                        left: n,
+                        right: n + 1,
+                        gain: 1.0,
+                        count: 2,
+                    };
+                    for _ in 0..2 {
+                        nodes.push(Node::Leaf {
+                            value: r.normal() / 10.0,
+                            count: 1,
+                        });
+                    }
+                    leaves.extend([n, n + 1]);
+                }
+                Tree { nodes }
+            })
+            .collect();
+        let g = GbtModel {
+            features: names.clone(),
+            kinds: spec.iter().map(|s| s.0).collect(),
+            base_score: -1.5,
+            trees,
+            params: GbtParams::default(),
+            valid_logloss: vec![],
+        };
+        g.validate().unwrap();
+        let cols: Vec<(&str, FeatureKind)> = names
+            .iter()
+            .zip(&spec)
+            .map(|(n, s)| (n.as_str(), s.0))
+            .collect();
+        let m = synth(5_000, seed, &cols, |r| {
+            let x = spec
+                .iter()
+                .map(|(kind, vals, _)| {
+                    if r.chance(0.08) {
+                        return f32::NAN;
+                    }
+                    match kind {
+                        FeatureKind::Categorical => r.below(9) as f32,
+                        FeatureKind::Binary => r.below(2) as f32,
+                        _ => {
+                            let v = vals[r.below(vals.len() as u64) as usize];
+                            v + [-1.0, -0.25, 0.0, 0.25, 1.0][r.below(5) as usize]
+                        }
+                    }
+                })
+                .collect();
+            (x, 0.0)
+        });
+        let raw = Model::Gbt(g.clone()).predict_log_odds(&m).unwrap();
+        for (row, got) in raw.iter().enumerate() {
+            let x = |j: usize| m.column(j)[row];
+            let want = g.trees.iter().fold(g.base_score, |s, t| s + t.predict(x));
+            assert_eq!(got.to_bits(), want.to_bits(), "seed {seed}, row {row}");
+        }
+    }
+}
+
 #[test]
 fn auroc_equals_the_mann_whitney_statistic() {
     let mut r = Rng::stream(5, 0);
