@@ -373,8 +373,48 @@ impl Window {
     }
 }
 
+/// One person's activity in one date's windows, summed over a run of their rows.
+#[derive(Clone, Copy)]
+struct Local {
+    c: [u32; NC],
+    bed: i64,
+    last: i64,
+}
+
+impl Local {
+    const EMPTY: Local = Local {
+        c: [0; NC],
+        bed: 0,
+        last: i64::MIN,
+    };
+}
+
+/// Ask for the cache line of `v[i]` ahead of its use (a hint: nothing happens on a
+/// machine without the instruction).
+#[inline(always)]
+#[allow(unsafe_code)]
+fn prefetch<T>(v: &[T], i: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(x) = v.get(i) {
+        // SAFETY: a prefetch of a valid address, which reads nothing and cannot fault
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                (x as *const T).cast::<i8>(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (v, i);
+}
+
 /// The activity fold over one batch: each row counted for every index date whose
 /// windows it falls in (`acc[k]` is date `k`'s).
+///
+/// The lake writes a person's rows together, so the rows come in runs of one person:
+/// each run is summed in a small local total per date and added to the person's
+/// accumulators once, and the next run's accumulators are fetched into cache while this
+/// one is summed (a million people's counters are far bigger than the caches, so each
+/// person's first touch is a miss that would otherwise stall the fold).
 fn activity_step(
     people: &PersonIndex,
     wins: &[Window],
@@ -394,60 +434,92 @@ fn activity_step(
     let los = column(b, "los_days")?;
     let los = arrow::compute::cast(los, &DataType::Int32)?;
     let los = los.as_primitive::<Int32Type>();
-    for i in 0..b.num_rows() {
+    let mut local = vec![Local::EMPTY; wins.len()];
+    let n = b.num_rows();
+    let mut i = 0;
+    while i < n {
         let r = rows[i];
-        if r == NO_ROW || st.is_null(i) {
+        let mut end = i + 1;
+        while end < n && rows[end] == r {
+            end += 1;
+        }
+        if r == NO_ROW {
+            i = end;
             continue;
         }
-        let r = r as usize;
-        let t = st.value(i);
-        for (w, acc) in wins.iter().zip(acc.iter_mut()) {
-            if t < w.t730 || t >= w.t1 {
-                continue;
-            }
-            let c = &mut acc.c[r * NC..(r + 1) * NC];
-            let before = t < w.t0;
-            let year = before && t >= w.t365;
-            let two = before;
-            let recent = before && t >= w.t90;
-            match set[i] {
-                S_APC => {
-                    if year && !los.is_null(i) {
-                        acc.bed[r] += i64::from(los.value(i));
-                    }
-                    match meth[i] {
-                        1 => {
-                            c[EM365] += u32::from(year);
-                            if two {
-                                c[EM730] += 1;
-                                acc.last[r] = acc.last[r].max(t);
-                            }
-                            c[OUTCOME] += u32::from(!before);
-                        }
-                        2 => c[EL365] += u32::from(year),
-                        3 => c[MAT365] += u32::from(year),
-                        _ => {}
-                    }
-                }
-                S_AE => {
-                    if year {
-                        c[AE365] += 1;
-                        c[AEAMB] += u32::from(arrival[i]);
-                    }
-                    c[AE90] += u32::from(recent);
-                }
-                S_GP => {
-                    c[GP] += u32::from(year);
-                    c[GP90] += u32::from(recent);
-                }
-                S_OP => c[OP] += u32::from(year),
-                S_COMMUNITY => c[COMMUNITY] += u32::from(year),
-                S_MH => c[MH] += u32::from(year),
-                S_AMBULANCE => c[AMBULANCE] += u32::from(year),
-                S_NHS111 => c[NHS111] += u32::from(year),
-                _ => {}
+        if let Some(&next) = rows.get(end)
+            && next != NO_ROW
+        {
+            let next = next as usize;
+            for a in acc.iter() {
+                prefetch(&a.c, next * NC);
+                prefetch(&a.bed, next);
+                prefetch(&a.last, next);
             }
         }
+        local.fill(Local::EMPTY);
+        for i in i..end {
+            if st.is_null(i) {
+                continue;
+            }
+            let t = st.value(i);
+            for (w, acc) in wins.iter().zip(local.iter_mut()) {
+                if t < w.t730 || t >= w.t1 {
+                    continue;
+                }
+                let c = &mut acc.c;
+                let before = t < w.t0;
+                let year = before && t >= w.t365;
+                let two = before;
+                let recent = before && t >= w.t90;
+                match set[i] {
+                    S_APC => {
+                        if year && !los.is_null(i) {
+                            acc.bed += i64::from(los.value(i));
+                        }
+                        match meth[i] {
+                            1 => {
+                                c[EM365] += u32::from(year);
+                                if two {
+                                    c[EM730] += 1;
+                                    acc.last = acc.last.max(t);
+                                }
+                                c[OUTCOME] += u32::from(!before);
+                            }
+                            2 => c[EL365] += u32::from(year),
+                            3 => c[MAT365] += u32::from(year),
+                            _ => {}
+                        }
+                    }
+                    S_AE => {
+                        if year {
+                            c[AE365] += 1;
+                            c[AEAMB] += u32::from(arrival[i]);
+                        }
+                        c[AE90] += u32::from(recent);
+                    }
+                    S_GP => {
+                        c[GP] += u32::from(year);
+                        c[GP90] += u32::from(recent);
+                    }
+                    S_OP => c[OP] += u32::from(year),
+                    S_COMMUNITY => c[COMMUNITY] += u32::from(year),
+                    S_MH => c[MH] += u32::from(year),
+                    S_AMBULANCE => c[AMBULANCE] += u32::from(year),
+                    S_NHS111 => c[NHS111] += u32::from(year),
+                    _ => {}
+                }
+            }
+        }
+        let r = r as usize;
+        for (l, a) in local.iter().zip(acc.iter_mut()) {
+            for (x, y) in a.c[r * NC..(r + 1) * NC].iter_mut().zip(&l.c) {
+                *x += y;
+            }
+            a.bed[r] += l.bed;
+            a.last[r] = a.last[r].max(l.last);
+        }
+        i = end;
     }
     acc[0].rows = rows;
     Ok(())

@@ -343,7 +343,17 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
         let t = Instant::now();
         early_em = Some((matrix_of_model_features(ef)?, t.elapsed().as_secs_f64()));
     }
+    let tm = Instant::now();
     let now_m = matrix(&now)?;
+    if std::env::var_os("TRENT_TRACE").is_some() {
+        // (the matrices are part of `features`: the fairness groups and segments, and
+        // for the scoring date the f32 copy of its columns)
+        eprintln!(
+            "scoring date's matrix {:.2} s, evaluation date's {:.2} s",
+            tm.elapsed().as_secs_f64(),
+            early_em.as_ref().map_or(0.0, |e| e.1)
+        );
+    }
     let early_secs = early_em.as_ref().map_or(0.0, |e| e.1);
     timings.push(("features", t.elapsed().as_secs_f64() - early_secs));
     // beside the derived tables, not among them (every folder there is a table)
