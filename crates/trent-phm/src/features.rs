@@ -639,8 +639,9 @@ fn opt_s(b: &RecordBatch, name: &str) -> Result<Vec<Option<String>>, PhmError> {
 pub(crate) struct CodeEvents {
     /// `start[i]..start[i + 1]`: person row i's events
     start: Vec<u32>,
-    /// (code id, days before D)
-    events: Vec<(u32, u32)>,
+    /// code id in the high 32 bits, days before D in the low (one integer, so that a
+    /// person's events sort by code, then most recent first, by plain integer order)
+    events: Vec<u64>,
 }
 
 /// One partition's `(person row, code id, days before D)` rows and the map from its code
@@ -679,17 +680,17 @@ pub(crate) fn by_person(n: usize, parts: &[CodeRows<'_>]) -> CodeEvents {
         start.push(at);
     }
     drop((a, b));
-    let mut events = vec![(0u32, 0u32); start[n] as usize];
+    let mut events = vec![0u64; start[n] as usize];
     let split = start[mid] as usize;
     let (first, second) = events.split_at_mut(split);
-    let place = |out: &mut [(u32, u32)], lo: usize, hi: usize, base: usize| {
+    let place = |out: &mut [u64], lo: usize, hi: usize, base: usize| {
         let mut fill: Vec<u32> = start[lo..hi].iter().map(|&x| x - base as u32).collect();
         for (rows, remap) in parts {
             for &(p, c, a) in *rows {
                 let p = p as usize;
                 if (lo..hi).contains(&p) {
                     let k = &mut fill[p - lo];
-                    out[*k as usize] = (remap[c as usize], a);
+                    out[*k as usize] = u64::from(remap[c as usize]) << 32 | u64::from(a);
                     *k += 1;
                 }
             }
@@ -710,7 +711,7 @@ impl CodeEvents {
         let mid = self.start[n / 2] as usize;
         let (a, b) = self.events.split_at_mut(mid);
         let start = &self.start;
-        let sort_part = |ev: &mut [(u32, u32)], rows: std::ops::Range<usize>, base: usize| {
+        let sort_part = |ev: &mut [u64], rows: std::ops::Range<usize>, base: usize| {
             for i in rows {
                 ev[start[i] as usize - base..start[i + 1] as usize - base].sort_unstable();
             }
@@ -815,7 +816,8 @@ pub(crate) fn indices_profile(
                 med_distinct_90: 0,
                 indices: [0.0; 6],
             };
-            for &(c, a) in evs {
+            for &e in evs {
+                let (c, a) = ((e >> 32) as u32, e as u32);
                 if a <= shift {
                     continue; // on or after this date
                 }

@@ -54,23 +54,40 @@ impl GroupColumn {
     pub fn from_values<S: AsRef<str>>(name: &str, values: &[S]) -> GroupColumn {
         let mut levels: Vec<String> = Vec::new();
         let mut index = std::collections::HashMap::new();
+        // the strings already seen, by address and length: group labels are usually a
+        // handful of constants, so a row's label is found by two integer compares (the
+        // same address and length is the same text) before any text is compared; labels
+        // at a new address each (owned strings) stop the search after 256 misses
+        let mut seen: Vec<(*const u8, usize, u32)> = Vec::new();
+        let mut misses = 0;
         let codes = values
             .iter()
             .map(|v| {
                 let v = v.as_ref();
+                let at = (v.as_ptr(), v.len());
+                if misses <= 256 {
+                    if let Some(&(_, _, k)) = seen.iter().find(|s| (s.0, s.1) == at) {
+                        return k;
+                    }
+                    misses += 1;
+                }
                 // a handful of levels (segments, bands, sexes): comparing with each is
                 // cheaper than hashing the row's string; beyond that, look up by &str
                 // (a String is made once a level, not once a row)
-                if levels.len() <= 16 {
-                    if let Some(k) = levels.iter().position(|l| l == v) {
-                        return k as u32;
-                    }
-                } else if let Some(&k) = index.get(v) {
-                    return k;
+                let found = if levels.len() <= 16 {
+                    levels.iter().position(|l| l == v).map(|k| k as u32)
+                } else {
+                    index.get(v).copied()
+                };
+                let k = found.unwrap_or_else(|| {
+                    levels.push(v.to_string());
+                    let k = (levels.len() - 1) as u32;
+                    index.insert(v.to_string(), k);
+                    k
+                });
+                if seen.len() < 32 && misses <= 256 {
+                    seen.push((at.0, at.1, k));
                 }
-                levels.push(v.to_string());
-                let k = (levels.len() - 1) as u32;
-                index.insert(v.to_string(), k);
                 k
             })
             .collect();
@@ -134,7 +151,7 @@ impl FeatureMatrix {
         }
         // one branch-free pass first (a population's matrix is 60 million values); the
         // message only for a column that fails it
-        if !values.iter().all(|&v| valid(v, kind)) {
+        if !values.iter().fold(true, |ok, &v| ok & valid(v, kind)) {
             for (i, v) in values.iter().enumerate() {
                 if let Some(why) = check_value(*v, kind) {
                     return Err(Error::Invalid(format!(

@@ -1086,4 +1086,22 @@ fn group_columns_code_each_row_by_its_level() {
             assert_eq!(&g.levels[c as usize], v, "{n_levels} levels");
         }
     }
+    // labels that are constants (one address per text, found by address) mixed with the
+    // same texts at addresses of their own, and more than 32 addresses
+    const LABELS: [&str; 4] = ["Q1", "Q2", "Q3", "Q10"];
+    let owned: Vec<String> = (0..600).map(|i| LABELS[i % 4].to_string()).collect();
+    let values: Vec<&str> = (0..1200)
+        .map(|i| {
+            if i % 3 == 0 {
+                owned[i / 2].as_str()
+            } else {
+                LABELS[(i * 5 + i / 7) % 4]
+            }
+        })
+        .collect();
+    let g = trent_riskmodel::matrix::GroupColumn::from_values("g", &values);
+    assert_eq!(g.levels.len(), 4);
+    for (v, &c) in values.iter().zip(&g.codes) {
+        assert_eq!(g.levels[c as usize], *v);
+    }
 }
