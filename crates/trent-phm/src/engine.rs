@@ -535,7 +535,13 @@ struct Codes {
     values: Vec<(CodeSystem, String)>,
     rows: Vec<(u32, u32, u32)>,
     people: Vec<u32>,
+    /// short codes by their string view (a code of up to 12 bytes is all inside its
+    /// view, so equal views are equal codes in any batch): per system, direct-mapped
+    /// slots of (view, id + 1), 0 an empty slot
+    short: Vec<[(u128, u32); SHORT_SLOTS]>,
 }
+
+const SHORT_SLOTS: usize = 256;
 
 fn sys_slot(s: CodeSystem) -> usize {
     match s {
@@ -546,6 +552,23 @@ fn sys_slot(s: CodeSystem) -> usize {
 }
 
 impl Codes {
+    /// [`Codes::id`] of a code held inline in its string view `v` (at most 12 bytes):
+    /// two integer compares when the code was seen before, whatever its length.
+    #[inline]
+    fn id_short(&mut self, sys: CodeSystem, v: u128, code: impl FnOnce() -> String) -> u32 {
+        if self.short.is_empty() {
+            self.short = vec![[(0, 0); SHORT_SLOTS]; 3];
+        }
+        let h = ((v as u64) ^ (v >> 64) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56;
+        let slot = &self.short[sys_slot(sys)][h as usize];
+        if slot.1 != 0 && slot.0 == v {
+            return slot.1 - 1;
+        }
+        let id = self.id(sys, &code());
+        self.short[sys_slot(sys)][h as usize] = (v, id + 1);
+        id
+    }
+
     fn id(&mut self, sys: CodeSystem, code: &str) -> u32 {
         let m = &mut self.ids[sys_slot(sys)];
         if let Some(&i) = m.get(code) {
@@ -578,18 +601,36 @@ fn codes_step(
     let day = dates(b, date_col)?;
     let day = day.as_primitive::<Date32Type>();
     let code = column(b, "code")?;
+    let system = |i: usize| match &icd {
+        Some(x) if x[i] == 1 => CodeSystem::Icd10,
+        Some(_) => CodeSystem::Snomed,
+        None => CodeSystem::Bnf,
+    };
+    if code.data_type() == &DataType::Utf8View {
+        let sv = code.as_string_view();
+        for (i, &v) in sv.views().iter().enumerate() {
+            let r = rows[i];
+            if r == NO_ROW || sv.is_null(i) || day.is_null(i) {
+                continue;
+            }
+            let sys = system(i);
+            let id = if v as u32 <= 12 {
+                acc.id_short(sys, v, || sv.value(i).to_string())
+            } else {
+                acc.id(sys, sv.value(i))
+            };
+            acc.rows.push((r, id, (d - day.value(i)) as u32));
+        }
+        acc.people = rows;
+        return Ok(());
+    }
     each_str(code, |i, c| {
         let r = rows[i];
         let Some(c) = c else { return };
         if r == NO_ROW || day.is_null(i) {
             return;
         }
-        let sys = match &icd {
-            Some(x) if x[i] == 1 => CodeSystem::Icd10,
-            Some(_) => CodeSystem::Snomed,
-            None => CodeSystem::Bnf,
-        };
-        let id = acc.id(sys, c);
+        let id = acc.id(system(i), c);
         acc.rows.push((r, id, (d - day.value(i)) as u32));
     })?;
     acc.people = rows;
