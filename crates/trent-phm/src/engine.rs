@@ -1137,19 +1137,85 @@ fn columns<T: Value>(
 
 #[cfg(test)]
 mod tests {
-    use super::id_order;
+    use super::{Codes, NO_ROW, PersonIndex, RecordBatch, codes_step, id_order};
+    use arrow::array::{Date32Array, Int64Array, StringArray, StringViewArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+    use trent_indices::code::CodeSystem;
+
+    /// The codes fold gives one id per (system, text) whatever the path: codes inline in
+    /// their string view (at most 12 bytes, found by view) and longer ones (found by
+    /// text), across batches, in view and plain string columns; null codes, null days
+    /// and people outside the population are skipped.
+    #[test]
+    fn codes_fold_gives_one_id_per_code_on_every_path() {
+        let people = PersonIndex::new(&[10, 11, 12]);
+        let codes = [
+            Some("0212000B0AAABAB"),
+            Some("I10"),
+            None,
+            Some("0212000B0AAABAB"),
+            Some("123456789012"),
+            Some("1234567890123"),
+            Some(""),
+            Some("I10"),
+            Some("123456789012"),
+        ];
+        let n = codes.len();
+        let batch = |view: bool| {
+            let code: arrow::array::ArrayRef = if view {
+                Arc::new(StringViewArray::from(codes.to_vec()))
+            } else {
+                Arc::new(StringArray::from(codes.to_vec()))
+            };
+            let days: Vec<Option<i32>> =
+                (0..n).map(|i| (i != 5).then_some(100 + i as i32)).collect();
+            RecordBatch::try_new(
+                Arc::new(Schema::new(vec![
+                    Field::new("person_id", DataType::Int64, false),
+                    Field::new("code", code.data_type().clone(), true),
+                    Field::new("issue_date", DataType::Date32, true),
+                ])),
+                vec![
+                    Arc::new(Int64Array::from_iter_values(
+                        (0..n as i64).map(|i| 10 + i % 4),
+                    )),
+                    code,
+                    Arc::new(Date32Array::from(days)),
+                ],
+            )
+            .unwrap()
+        };
+        let mut acc = Codes::default();
+        for view in [true, false, true] {
+            codes_step(&people, 200, "issue_date", &mut acc, &batch(view)).unwrap();
+        }
+        // person 13 (row 3, 7) is not in the population; row 2's code and row 5's day are null
+        let kept: Vec<usize> = (0..n).filter(|&i| i % 4 != 3 && i != 2 && i != 5).collect();
+        assert_eq!(acc.rows.len(), 3 * kept.len());
+        for (k, &(r, id, days)) in acc.rows.iter().enumerate() {
+            let i = kept[k % kept.len()];
+            assert_ne!(r, NO_ROW);
+            assert_eq!(r as usize, i % 4);
+            assert_eq!(days, 100 - i as u32);
+            assert_eq!(
+                acc.values[id as usize],
+                (CodeSystem::Bnf, codes[i].unwrap().to_string())
+            );
+        }
+        // one id per distinct text
+        let mut texts: Vec<&str> = kept.iter().map(|&i| codes[i].unwrap()).collect();
+        texts.sort_unstable();
+        texts.dedup();
+        assert_eq!(acc.values.len(), texts.len());
+    }
 
     /// Dense ids (placed by table), sparse ones (sorted) and repeated ones (sorted, every
     /// position kept) all come out in ascending id order.
     #[test]
     fn id_order_puts_ids_in_ascending_order() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = trent_stats::rng::Rng::stream(17, 0);
+        let mut next = move || rng.next_u64();
         let dense: Vec<i64> = {
             let mut v: Vec<i64> = (0..5_000).filter(|i| i % 3 != 1).map(|i| i - 40).collect();
             for i in (1..v.len()).rev() {

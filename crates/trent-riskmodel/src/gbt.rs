@@ -740,29 +740,23 @@ trait LeafBits:
     fn first(self) -> usize;
 }
 
-impl LeafBits for u32 {
-    const BITS: u32 = u32::BITS;
-    const ALL: u32 = !0;
-    fn range(lo: usize, hi: usize) -> u32 {
-        (lo..hi).fold(0, |acc, b| acc | 1 << b)
-    }
-    #[inline(always)]
-    fn first(self) -> usize {
-        self.trailing_zeros() as usize
-    }
+macro_rules! leaf_bits {
+    ($($t:ty),*) => {$(
+        impl LeafBits for $t {
+            const BITS: u32 = <$t>::BITS;
+            const ALL: $t = !0;
+            fn range(lo: usize, hi: usize) -> $t {
+                (lo..hi).fold(0, |acc, b| acc | 1 << b)
+            }
+            #[inline(always)]
+            fn first(self) -> usize {
+                self.trailing_zeros() as usize
+            }
+        }
+    )*};
 }
 
-impl LeafBits for u64 {
-    const BITS: u32 = u64::BITS;
-    const ALL: u64 = !0;
-    fn range(lo: usize, hi: usize) -> u64 {
-        (lo..hi).fold(0, |acc, b| acc | 1 << b)
-    }
-    #[inline(always)]
-    fn first(self) -> usize {
-        self.trailing_zeros() as usize
-    }
-}
+leaf_bits!(u32, u64);
 
 /// A tree's splits, each with the mask of the leaves a row that goes right keeps.
 type Splits<M> = Vec<(CNode, M)>;
