@@ -555,7 +555,7 @@ impl Codes {
     /// [`Codes::id`] of a code held inline in its string view `v` (at most 12 bytes):
     /// two integer compares when the code was seen before, whatever its length.
     #[inline]
-    fn id_short(&mut self, sys: CodeSystem, v: u128, code: impl FnOnce() -> String) -> u32 {
+    fn id_short(&mut self, sys: CodeSystem, v: u128, code: &str) -> u32 {
         if self.short.is_empty() {
             self.short = vec![[(0, 0); SHORT_SLOTS]; 3];
         }
@@ -564,7 +564,7 @@ impl Codes {
         if slot.1 != 0 && slot.0 == v {
             return slot.1 - 1;
         }
-        let id = self.id(sys, &code());
+        let id = self.id(sys, code);
         self.short[sys_slot(sys)][h as usize] = (v, id + 1);
         id
     }
@@ -615,7 +615,7 @@ fn codes_step(
             }
             let sys = system(i);
             let id = if v as u32 <= 12 {
-                acc.id_short(sys, v, || sv.value(i).to_string())
+                acc.id_short(sys, v, sv.value(i))
             } else {
                 acc.id(sys, sv.value(i))
             };
