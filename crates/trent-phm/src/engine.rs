@@ -26,6 +26,7 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{
     DataType, Date32Type, Int32Type, Int64Type, TimeUnit, TimestampMicrosecondType,
 };
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use trent_indices::code::CodeSystem;
@@ -126,7 +127,23 @@ where
     I: Fn() -> A,
     F: Fn(&mut A, &RecordBatch) -> Result<(), PhmError> + Send + Sync + 'static,
 {
-    let streams = ctx.sql(sql).await?.execute_stream_partitioned().await?;
+    let plan = ctx.sql(sql).await?.create_physical_plan().await?;
+    fold_plan(ctx, plan, init, step).await
+}
+
+/// [`fold`] over a physical plan already made.
+async fn fold_plan<A, I, F>(
+    ctx: &SessionContext,
+    plan: Arc<dyn ExecutionPlan>,
+    init: I,
+    step: F,
+) -> Result<Vec<A>, PhmError>
+where
+    A: Send + 'static,
+    I: Fn() -> A,
+    F: Fn(&mut A, &RecordBatch) -> Result<(), PhmError> + Send + Sync + 'static,
+{
+    let streams = datafusion::physical_plan::execute_stream_partitioned(plan, ctx.task_ctx())?;
     let step = Arc::new(step);
     let mut tasks = Vec::with_capacity(streams.len());
     for mut s in streams {
@@ -149,15 +166,95 @@ where
     Ok(out)
 }
 
+/// The plan of `sql` (a scan of a table registered by [`with_views`] without row
+/// filtering, under a `WHERE` on its columns) for a fold that applies the same
+/// conditions itself: the condition still prunes the files and row groups whose
+/// statistics rule them out, but no row is filtered.
+///
+/// Why: the lake writes each person's rows together, so a date window's rows are spread
+/// over every page. Filtering them in the Parquet reader (DataFusion's
+/// `pushdown_filters`, on in lake sessions) decodes the condition's column, builds a
+/// selection of scattered runs and decodes the other columns through it; a filter above
+/// the scan instead copies every column of every batch. The activity fold checks each
+/// row against every index date's windows anyway, so either was work done twice
+/// (docs/benchmarks.md). Only a filter directly over a Parquet scan is removed: a plan of
+/// any other shape runs as it is, and gives the fold the same rows within its windows.
+async fn pruning_scan(ctx: &SessionContext, sql: &str) -> Result<Arc<dyn ExecutionPlan>, PhmError> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::datasource::source::DataSourceExec;
+    use datafusion::physical_plan::filter::FilterExec;
+    // planned with the reader's row filter off: DataFusion pushes a filter into the
+    // Parquet scan when the session or the table asks for it
+    let mut state = ctx.state();
+    state
+        .config_mut()
+        .options_mut()
+        .execution
+        .parquet
+        .pushdown_filters = false;
+    let plan = SessionContext::new_with_state(state)
+        .sql(sql)
+        .await?
+        .create_physical_plan()
+        .await?;
+    let plan = plan.transform_up(|p| {
+        if let Some(f) = p.downcast_ref::<FilterExec>()
+            && f.input().downcast_ref::<DataSourceExec>().is_some()
+        {
+            // the filter's projection (its output columns) is kept; the fold reads the
+            // columns by name, the projection only puts them in the SELECT's order
+            let input = f.input().clone();
+            let out: Arc<dyn ExecutionPlan> = match f.projection() {
+                Some(cols) => {
+                    let schema = input.schema();
+                    let exprs: Vec<(Arc<dyn datafusion::physical_expr::PhysicalExpr>, String)> =
+                        cols.iter()
+                            .map(|&i| {
+                                let name = schema.field(i).name().clone();
+                                (
+                                    Arc::new(datafusion::physical_expr::expressions::Column::new(
+                                        &name, i,
+                                    )) as _,
+                                    name,
+                                )
+                            })
+                            .collect();
+                    Arc::new(
+                        datafusion::physical_plan::projection::ProjectionExec::try_new(
+                            exprs, input,
+                        )?,
+                    )
+                }
+                None => input,
+            };
+            return Ok(Transformed::yes(out));
+        }
+        Ok(Transformed::no(p))
+    })?;
+    Ok(plan.data)
+}
+
 /// `table` registered again as `{table}_views`, its text columns read as string views:
 /// the Parquet reader then points each row at its dictionary entry (a short code sits
 /// inside the view itself) instead of copying every string and its offset out of the
 /// dictionary page, and the folds only compare or hash the text. A table that is not a
 /// listing table (a test's in-memory one) is read as it is.
-async fn with_views(ctx: &SessionContext, table: &str) -> Result<String, PhmError> {
+///
+/// `row_filter: false` registers it as `{table}_scan`, whose Parquet reader prunes by a
+/// query's conditions but filters no row ([`pruning_scan`]).
+async fn with_views(
+    ctx: &SessionContext,
+    table: &str,
+    row_filter: bool,
+) -> Result<String, PhmError> {
     use arrow::datatypes::{Field, Schema};
+    use datafusion::datasource::file_format::parquet::ParquetFormat;
     use datafusion::datasource::listing::{ListingTable, ListingTableConfig};
-    let name = format!("{table}_views");
+    let name = if row_filter {
+        format!("{table}_views")
+    } else {
+        format!("{table}_scan")
+    };
     if ctx.table_exist(name.as_str())? {
         return Ok(name);
     }
@@ -174,8 +271,14 @@ async fn with_views(ctx: &SessionContext, table: &str) -> Result<String, PhmErro
             _ => f.as_ref().clone(),
         })
         .collect();
+    let mut options = lt.options().clone();
+    if let Some(pq) = options.format.downcast_ref::<ParquetFormat>() {
+        let mut o = pq.options().clone();
+        o.global.pushdown_filters &= row_filter;
+        options.format = Arc::new(ParquetFormat::default().with_options(o));
+    }
     let config = ListingTableConfig::new_with_multi_paths(lt.table_paths().clone())
-        .with_listing_options(lt.options().clone())
+        .with_listing_options(options)
         .with_schema(Arc::new(Schema::new(fields)));
     ctx.register_table(name.as_str(), Arc::new(ListingTable::try_new(config)?))?;
     Ok(name)
@@ -533,7 +636,10 @@ struct Codes {
     /// keys are the lake's own codes, not input chosen to collide
     ids: [HashMap<String, u32, foldhash::fast::FixedState>; 3],
     values: Vec<(CodeSystem, String)>,
-    rows: Vec<(u32, u32, u32)>,
+    /// (person row, local id, days before D), in chunks: a batch's rows go into one chunk
+    /// with room for them all, so the rows are never copied to a grown vector (whose
+    /// fresh pages and copy were a fifth of the step)
+    rows: Vec<Vec<(u32, u32, u32)>>,
     people: Vec<u32>,
     /// short codes by their string view (a code of up to 12 bytes is all inside its
     /// view, so equal views are equal codes in any batch): per system, direct-mapped
@@ -551,7 +657,22 @@ fn sys_slot(s: CodeSystem) -> usize {
     }
 }
 
+/// Rows a chunk of [`Codes::rows`] has room for, at least.
+const CHUNK_ROWS: usize = 1 << 20;
+
 impl Codes {
+    /// The chunk a batch of `n` rows is added to, taken out (put back with
+    /// `self.rows.push`): the last one if it has room, else a new one.
+    fn take_chunk(&mut self, n: usize) -> Vec<(u32, u32, u32)> {
+        match self.rows.pop() {
+            Some(c) if c.capacity() - c.len() >= n => c,
+            last => {
+                self.rows.extend(last);
+                Vec::with_capacity(n.max(CHUNK_ROWS))
+            }
+        }
+    }
+
     /// [`Codes::id`] of a code held inline in its string view `v` (at most 12 bytes):
     /// two integer compares when the code was seen before, whatever its length.
     #[inline]
@@ -606,6 +727,7 @@ fn codes_step(
         Some(_) => CodeSystem::Snomed,
         None => CodeSystem::Bnf,
     };
+    let mut out = acc.take_chunk(b.num_rows());
     if code.data_type() == &DataType::Utf8View {
         let sv = code.as_string_view();
         for (i, &v) in sv.views().iter().enumerate() {
@@ -619,8 +741,9 @@ fn codes_step(
             } else {
                 acc.id(sys, sv.value(i))
             };
-            acc.rows.push((r, id, (d - day.value(i)) as u32));
+            out.push((r, id, (d - day.value(i)) as u32));
         }
+        acc.rows.push(out);
         acc.people = rows;
         return Ok(());
     }
@@ -631,8 +754,9 @@ fn codes_step(
             return;
         }
         let id = acc.id(system(i), c);
-        acc.rows.push((r, id, (d - day.value(i)) as u32));
+        out.push((r, id, (d - day.value(i)) as u32));
     })?;
+    acc.rows.push(out);
     acc.people = rows;
     Ok(())
 }
@@ -843,16 +967,18 @@ pub(crate) async fn compute_many(
     let act_sql = format!(
         "SELECT person_id, setting, admission_method, arrival_mode, start_ts, los_days FROM {} \
          WHERE start_ts >= {} AND start_ts < {}",
-        with_views(ctx, "activity").await?,
+        with_views(ctx, "activity", false).await?,
         ts(first - TWO_YEARS),
         ts(last + YEAR)
     );
     let pp = people.clone();
     let wins: Vec<Window> = ds.iter().map(|d| Window::new(d.day)).collect();
     let k = ds.len();
-    let mut parts = fold(
+    // the fold counts a row only inside a date's windows: the scan prunes by the window
+    // but filters no row
+    let mut parts = fold_plan(
         ctx,
-        &act_sql,
+        pruning_scan(ctx, &act_sql).await?,
         || (0..k).map(|_| Act::new(n)).collect::<Vec<_>>(),
         move |acc, b| activity_step(&pp, &wins, acc, b),
     )
@@ -872,12 +998,12 @@ pub(crate) async fn compute_many(
     let date = |day: i32| format!("DATE '{}'", time::iso(day));
     let cond_sql = format!(
         "SELECT person_id, code_system, code, recorded_date FROM {} WHERE recorded_date < {}",
-        with_views(ctx, "condition").await?,
+        with_views(ctx, "condition", true).await?,
         date(last)
     );
     let med_sql = format!(
         "SELECT person_id, code, issue_date FROM {} WHERE issue_date >= {} AND issue_date < {}",
-        with_views(ctx, "medication").await?,
+        with_views(ctx, "medication", true).await?,
         date(first - YEAR),
         date(last)
     );
@@ -903,7 +1029,7 @@ pub(crate) async fn compute_many(
     let views: Vec<crate::features::CodeRows> = parts
         .iter()
         .zip(&remaps)
-        .map(|(p, m)| (p.rows.as_slice(), m.as_slice()))
+        .flat_map(|(p, m)| p.rows.iter().map(|c| (c.as_slice(), m.as_slice())))
         .collect();
     let mut ev = crate::features::by_person(n, &views);
     drop(views);
@@ -1192,8 +1318,9 @@ mod tests {
         }
         // person 13 (row 3, 7) is not in the population; row 2's code and row 5's day are null
         let kept: Vec<usize> = (0..n).filter(|&i| i % 4 != 3 && i != 2 && i != 5).collect();
-        assert_eq!(acc.rows.len(), 3 * kept.len());
-        for (k, &(r, id, days)) in acc.rows.iter().enumerate() {
+        let rows: Vec<(u32, u32, u32)> = acc.rows.concat();
+        assert_eq!(rows.len(), 3 * kept.len());
+        for (k, &(r, id, days)) in rows.iter().enumerate() {
             let i = kept[k % kept.len()];
             assert_ne!(r, NO_ROW);
             assert_eq!(r as usize, i % 4);
@@ -1236,5 +1363,98 @@ mod tests {
             want.sort_unstable();
             assert_eq!(got, want);
         }
+    }
+}
+
+#[cfg(test)]
+mod scan_tests {
+    use super::{pruning_scan, with_views};
+    use arrow::array::{AsArray, RecordBatch};
+    use arrow::datatypes::Int64Type;
+    use datafusion::physical_plan::{ExecutionPlan, displayable};
+    use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+    use std::sync::Arc;
+
+    fn ids(batches: &[RecordBatch]) -> Vec<i64> {
+        let mut v: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| {
+                let c = b.column_by_name("person_id").expect("person_id");
+                c.as_primitive::<Int64Type>().values().to_vec()
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The activity scan prunes by its window and filters no row: a file wholly outside
+    /// the window is skipped by its statistics, a file that straddles it gives all its
+    /// rows (the fold checks each row's dates itself), and the plan holds no filter.
+    /// The same table read with the reader's row filter gives only the rows inside.
+    #[tokio::test]
+    async fn the_activity_scan_prunes_by_statistics_and_filters_no_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("activity");
+        std::fs::create_dir(&t).unwrap();
+        let write = SessionContext::new();
+        for (file, rows) in [
+            // straddles the window: one row before it, one inside
+            (
+                "a",
+                "(1, TIMESTAMP '2015-01-01 00:00:00'), (2, TIMESTAMP '2017-01-01 00:00:00')",
+            ),
+            // wholly before it
+            (
+                "b",
+                "(3, TIMESTAMP '2014-01-01 00:00:00'), (4, TIMESTAMP '2014-06-01 00:00:00')",
+            ),
+        ] {
+            let sql = format!(
+                "COPY (SELECT column1 AS person_id, column2 AS start_ts FROM (VALUES {rows})) \
+                 TO '{}/{file}.parquet' STORED AS PARQUET",
+                t.display()
+            );
+            write.sql(&sql).await.unwrap().collect().await.unwrap();
+        }
+        // as a lake session is: filters pushed into the Parquet reader
+        let mut config = SessionConfig::new();
+        config.options_mut().execution.parquet.pushdown_filters = true;
+        let ctx = SessionContext::new_with_config(config);
+        ctx.register_parquet(
+            "activity",
+            format!("{}/", t.display()),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .unwrap();
+        let window = "WHERE start_ts >= TIMESTAMP '2016-01-01 00:00:00'";
+
+        let scan = with_views(&ctx, "activity", false).await.unwrap();
+        let plan = pruning_scan(
+            &ctx,
+            &format!("SELECT person_id, start_ts FROM {scan} {window}"),
+        )
+        .await
+        .unwrap();
+        let shown = displayable(plan.as_ref()).indent(true).to_string();
+        assert!(!shown.contains("FilterExec"), "{shown}");
+        assert!(shown.contains("pruning_predicate"), "{shown}");
+        let got =
+            datafusion::physical_plan::collect(plan as Arc<dyn ExecutionPlan>, ctx.task_ctx())
+                .await
+                .unwrap();
+        assert_eq!(ids(&got), [1, 2]);
+
+        let filtered = with_views(&ctx, "activity", true).await.unwrap();
+        let got = ctx
+            .sql(&format!(
+                "SELECT person_id, start_ts FROM {filtered} {window}"
+            ))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(ids(&got), [2]);
     }
 }
