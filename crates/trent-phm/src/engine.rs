@@ -334,24 +334,26 @@ fn classify(
     let a = column(b, name)?;
     let mut out = vec![0u8; a.len()];
     if a.data_type() == &DataType::Utf8View {
-        // a string of up to 12 bytes is all in its 16-byte view (length, then the bytes):
-        // equal views are equal strings, so each distinct short value is classified once
-        // and every other row is one integer compare against the few seen
+        // equal views are equal strings within an array: a string of up to 12 bytes is
+        // all in its 16-byte view (length, then the bytes), a longer one is its length,
+        // prefix, buffer and offset (the Parquet reader points every row of a dictionary
+        // entry at the same bytes). So each distinct view is classified once, and the
+        // code of every other row is found in a direct-mapped table by one compare.
+        const EMPTY: u16 = u16::MAX;
         let s = a.as_string_view();
-        let mut seen: Vec<(u128, u8)> = Vec::new();
+        let mut slots = [(0u128, EMPTY); 64];
         for (i, (&v, o)) in s.views().iter().zip(out.iter_mut()).enumerate() {
             if s.is_null(i) {
                 continue;
             }
-            if v as u32 > 12 {
-                *o = classify(s.value(i));
-            } else if let Some(&(_, k)) = seen.iter().find(|x| x.0 == v) {
-                *o = k;
+            let h = (((v as u64) ^ (v >> 64) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58)
+                as usize;
+            let slot = &mut slots[h];
+            if slot.1 != EMPTY && slot.0 == v {
+                *o = slot.1 as u8;
             } else {
                 *o = classify(s.value(i));
-                if seen.len() < 32 {
-                    seen.push((v, *o));
-                }
+                *slot = (v, u16::from(*o));
             }
         }
         return Ok(out);
@@ -1335,6 +1337,44 @@ mod tests {
         texts.sort_unstable();
         texts.dedup();
         assert_eq!(acc.values.len(), texts.len());
+    }
+
+    /// Classifying by view gives each row its own value's class: short values (inside
+    /// the view), long ones (the same text in several places of the buffer, so equal
+    /// strings with different views), more distinct values than the table has slots,
+    /// and nulls (class 0); the plain string path agrees.
+    #[test]
+    fn classify_by_view_gives_every_row_its_value_class() {
+        use super::classify;
+        let class = |s: &str| s.bytes().fold(7u8, |h, c| h.wrapping_mul(31) ^ c);
+        let values: Vec<Option<String>> = (0..3000)
+            .map(|i| match i % 7 {
+                0 => None,
+                1 | 2 => Some(["gp", "ae", "apc", "mental_health"][i % 4].to_string()),
+                3 => Some(format!("social_care_assessment_{}", i % 3)),
+                _ => Some(format!("v{}", i % 150)),
+            })
+            .collect();
+        let expect: Vec<u8> = values
+            .iter()
+            .map(|v| v.as_deref().map_or(0, class))
+            .collect();
+        // a view array built value by value stores every long string again, so equal
+        // long strings have different views
+        let views = StringViewArray::from_iter(values.iter().map(|v| v.as_deref()));
+        let plain = StringArray::from_iter(values.iter().map(|v| v.as_deref()));
+        for col in [
+            Arc::new(views) as arrow::array::ArrayRef,
+            Arc::new(plain) as arrow::array::ArrayRef,
+        ] {
+            let dt = col.data_type().clone();
+            let b = RecordBatch::try_new(
+                Arc::new(Schema::new(vec![Field::new("s", dt, true)])),
+                vec![col],
+            )
+            .unwrap();
+            assert_eq!(classify(&b, "s", class).unwrap(), expect);
+        }
     }
 
     /// Dense ids (placed by table), sparse ones (sorted) and repeated ones (sorted, every
