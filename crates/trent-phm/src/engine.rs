@@ -114,25 +114,14 @@ impl PersonIndex {
     }
 }
 
-/// Run `sql` and fold every output partition's batches into its own accumulator, the
-/// partitions in parallel tasks; the accumulators come back to be merged.
-async fn fold<A, I, F>(
-    ctx: &SessionContext,
-    sql: &str,
-    init: I,
-    step: F,
-) -> Result<Vec<A>, PhmError>
-where
-    A: Send + 'static,
-    I: Fn() -> A,
-    F: Fn(&mut A, &RecordBatch) -> Result<(), PhmError> + Send + Sync + 'static,
-{
-    let plan = ctx.sql(sql).await?.create_physical_plan().await?;
-    fold_plan(ctx, plan, init, step).await
+/// The physical plan of `sql`.
+async fn plan(ctx: &SessionContext, sql: &str) -> Result<Arc<dyn ExecutionPlan>, PhmError> {
+    Ok(ctx.sql(sql).await?.create_physical_plan().await?)
 }
 
-/// [`fold`] over a physical plan already made.
-async fn fold_plan<A, I, F>(
+/// Run `plan` and fold every output partition's batches into its own accumulator, the
+/// partitions in parallel tasks; the accumulators come back to be merged.
+async fn fold<A, I, F>(
     ctx: &SessionContext,
     plan: Arc<dyn ExecutionPlan>,
     init: I,
@@ -978,7 +967,7 @@ pub(crate) async fn compute_many(
     let k = ds.len();
     // the fold counts a row only inside a date's windows: the scan prunes by the window
     // but filters no row
-    let mut parts = fold_plan(
+    let mut parts = fold(
         ctx,
         pruning_scan(ctx, &act_sql).await?,
         || (0..k).map(|_| Act::new(n)).collect::<Vec<_>>(),
@@ -1011,15 +1000,21 @@ pub(crate) async fn compute_many(
     );
     // days are counted back from the latest date; each date reads them shifted
     let pp = people.clone();
-    let mut parts = fold(ctx, &cond_sql, Codes::default, move |acc, b| {
-        codes_step(&pp, last, "recorded_date", acc, b)
-    })
+    let mut parts = fold(
+        ctx,
+        plan(ctx, &cond_sql).await?,
+        Codes::default,
+        move |acc, b| codes_step(&pp, last, "recorded_date", acc, b),
+    )
     .await?;
     let pp = people.clone();
     parts.extend(
-        fold(ctx, &med_sql, Codes::default, move |acc, b| {
-            codes_step(&pp, last, "issue_date", acc, b)
-        })
+        fold(
+            ctx,
+            plan(ctx, &med_sql).await?,
+            Codes::default,
+            move |acc, b| codes_step(&pp, last, "issue_date", acc, b),
+        )
         .await?,
     );
     // one dictionary: each partition's local ids remapped
