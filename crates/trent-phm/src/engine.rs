@@ -35,8 +35,8 @@ use trent_model::time;
 
 use crate::PhmError;
 use crate::features::{
-    DateFeatures, Features, IndexDate, POLYPHARMACY, Precision, RECENT, TWO_YEARS, Timings, Value,
-    YEAR, indices_profile, specs,
+    Column, Features, IndexDate, POLYPHARMACY, Precision, RECENT, TWO_YEARS, Timings, YEAR,
+    indices_profile, specs,
 };
 
 /// Microseconds in a day (the lake's timestamps are µs since 1970-01-01).
@@ -918,10 +918,8 @@ pub(crate) async fn compute(
     d: IndexDate,
 ) -> Result<(Features, Timings), PhmError> {
     let (mut f, t) = compute_many(ctx, &[d], &[Precision::Full]).await?;
-    match f.pop() {
-        Some(DateFeatures::Full(f)) => Ok((f, t)),
-        _ => unreachable!("one date at full precision, one feature set"),
-    }
+    let f = f.pop().expect("one date, one feature set");
+    Ok((f, t))
 }
 
 /// Features at several index dates from one read of each table: the person table once,
@@ -931,7 +929,7 @@ pub(crate) async fn compute_many(
     ctx: &SessionContext,
     ds: &[IndexDate],
     precision: &[Precision],
-) -> Result<(Vec<DateFeatures>, Timings), PhmError> {
+) -> Result<(Vec<Features>, Timings), PhmError> {
     if precision.len() != ds.len() {
         return Err(PhmError::Other(format!(
             "{} index dates, {} precisions",
@@ -1127,16 +1125,9 @@ pub(crate) async fn compute_many(
                     &sc_active[j],
                     &care_home[j],
                 );
-                Ok(match precision[j] {
-                    Precision::Full => {
-                        DateFeatures::Full(columns(d, &pop, sel, act, &per.0, sc, ch, per.1)?)
-                    }
-                    Precision::Model => {
-                        DateFeatures::Model(columns(d, &pop, sel, act, &per.0, sc, ch, per.1)?)
-                    }
-                })
+                columns(d, precision[j], &pop, sel, act, &per.0, sc, ch, per.1)
             })
-            .collect::<Result<Vec<DateFeatures>, PhmError>>()
+            .collect::<Result<Vec<Features>, PhmError>>()
     };
     let (a, b) = std::thread::scope(|s| {
         let h = s.spawn(|| build(first_half));
@@ -1151,11 +1142,12 @@ pub(crate) async fn compute_many(
 
 /// One date's feature set: the columns, in spec order, of the people registered on it
 /// (`sel`, universe rows; `per` in the same order; the rest by universe row). Each column
-/// is worked out in f64 and, for f32, rounded as soon as it is made (the f64 one freed
-/// for the next).
+/// is worked out in f64 and stored at the precision asked for ([`Column::of`] or
+/// [`Column::rounded`]) as soon as it is made, the f64 one freed for the next.
 #[allow(clippy::too_many_arguments)]
-fn columns<T: Value>(
+fn columns(
     d: IndexDate,
+    precision: Precision,
     pop: &Universe,
     sel: &[u32],
     act: &Act,
@@ -1163,11 +1155,11 @@ fn columns<T: Value>(
     sc_active: &[f64],
     care_home: &[f64],
     bad: usize,
-) -> Result<Features<T>, PhmError> {
+) -> Result<Features, PhmError> {
     let specs = specs();
     let (y, m, _) = time::ymd(d.day);
     let dmi = y * 12 + m as i32 - 1;
-    let mut columns: Vec<Vec<T>> = Vec::with_capacity(specs.len());
+    let mut columns: Vec<Column> = Vec::with_capacity(specs.len());
     let gather = |v: &[f64]| -> Vec<f64> { sel.iter().map(|&r| v[r as usize]).collect() };
     let count = |k: usize| -> Vec<f64> {
         sel.iter()
@@ -1238,8 +1230,10 @@ fn columns<T: Value>(
                 }
             },
         };
-        // (for f64 an identity map, which reuses the column's own allocation)
-        columns.push(col.into_iter().map(T::of).collect());
+        columns.push(match precision {
+            Precision::Full => Column::of(col),
+            Precision::Model => Column::rounded(&col),
+        });
     }
     let outcome = d.has_outcome.then(|| {
         sel.iter()

@@ -182,11 +182,9 @@ impl IndexDate {
     }
 }
 
-/// One row per person registered on the index date. Values are f64 (`Features`), or f32
-/// (`Features<f32>`, [`Precision::Model`]) for a date whose features only feed a model:
-/// the models read f32, and every value is the f64 one rounded once.
+/// One row per person registered on the index date.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Features<T = f64> {
+pub struct Features {
     /// the index date (days since 1970-01-01)
     pub index_day: i32,
     /// pseudonymous lake ids, ascending
@@ -198,59 +196,117 @@ pub struct Features<T = f64> {
     /// feature kinds
     pub kinds: Vec<Kind>,
     /// column-major values; NaN = missing
-    pub columns: Vec<Vec<T>>,
+    pub columns: Vec<Column>,
     /// an emergency admission in [D, D + 365), when the lake covers that year
     pub outcome: Option<Vec<u8>>,
     /// codes the indices could not read (malformed for their code system), counted
     pub malformed_codes: usize,
 }
 
-/// A feature value's type: f64, or f32 for a model's matrix.
-pub trait Value: Copy + Into<f64> + Send + Sync + 'static {
-    /// The value of an f64 (rounded once, for f32).
-    fn of(x: f64) -> Self;
+/// One feature's values for everyone (NaN = missing), held in f32 when every value is
+/// exactly an f32, else in f64.
+///
+/// Why two types: most features are whole numbers or flags, which f32 holds exactly in
+/// half the memory of f64, and a model reads f32 anyway, so its matrix shares such a
+/// column rather than copying it. On this machine fresh memory, not arithmetic, is the
+/// largest cost of the features (docs/benchmarks.md). Fractions (`efi`, `hfrs`, `cms`)
+/// stay f64, so every value is the one worked out, whatever the data.
+#[derive(Debug, Clone)]
+pub enum Column {
+    /// every value exact in f32 (or, at [`Precision::Model`], rounded to it once)
+    F32(Arc<Vec<f32>>),
+    /// at least one value that f32 would round
+    F64(Vec<f64>),
 }
 
-impl Value for f64 {
-    fn of(x: f64) -> f64 {
-        x
+impl PartialEq for Column {
+    /// The same values (NaN equal to NaN), whichever type holds them.
+    fn eq(&self, o: &Column) -> bool {
+        self.len() == o.len()
+            && (0..self.len()).all(|i| {
+                let (a, b) = (self.get(i), o.get(i));
+                a == b || (a.is_nan() && b.is_nan())
+            })
     }
 }
 
-impl Value for f32 {
-    fn of(x: f64) -> f32 {
-        x as f32
+impl Column {
+    /// The values without loss: f32 when each is exactly one, else the f64 column as it is.
+    pub fn of(v: Vec<f64>) -> Column {
+        // one branch-free pass to decide; NaN (missing) converts to NaN
+        let exact = v.iter().fold(true, |ok, &x| {
+            ok & ((f64::from(x as f32) == x) | x.is_nan())
+        });
+        if exact {
+            Column::F32(Arc::new(v.iter().map(|&x| x as f32).collect()))
+        } else {
+            Column::F64(v)
+        }
+    }
+    /// The values rounded once to f32 ([`Precision::Model`]).
+    pub fn rounded(v: &[f64]) -> Column {
+        Column::F32(Arc::new(v.iter().map(|&x| x as f32).collect()))
+    }
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            Column::F32(v) => v.len(),
+            Column::F64(v) => v.len(),
+        }
+    }
+    /// No values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Value `i` (exact: an f32 widens without loss).
+    #[inline]
+    pub fn get(&self, i: usize) -> f64 {
+        match self {
+            Column::F32(v) => f64::from(v[i]),
+            Column::F64(v) => v[i],
+        }
+    }
+    /// Every value, in order.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = f64> + '_> {
+        match self {
+            Column::F32(v) => Box::new(v.iter().map(|&x| f64::from(x))),
+            Column::F64(v) => Box::new(v.iter().copied()),
+        }
+    }
+    /// The values in f64.
+    pub fn to_f64(&self) -> Vec<f64> {
+        self.iter().collect()
+    }
+    /// The values in f32, as a model reads them: an f32 column shared, not copied; an f64
+    /// one rounded once.
+    pub fn f32s(&self) -> Arc<Vec<f32>> {
+        match self {
+            Column::F32(v) => v.clone(),
+            Column::F64(v) => Arc::new(v.iter().map(|&x| x as f32).collect()),
+        }
     }
 }
 
 /// What a date's features are computed for (see [`compute_dates`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precision {
-    /// f64 values: segments, the lake's `phm_features`, cohorts, a model
+    /// every value as worked out ([`Column::of`]): segments, the lake's `phm_features`,
+    /// cohorts, a model
     Full,
-    /// f32 values, only for a model's matrix (half the memory; no f64 copy is made)
+    /// every value rounded to f32, only for a model's matrix
     Model,
 }
 
-/// One date's features at the precision asked for.
-#[derive(Debug)]
-pub enum DateFeatures {
-    /// [`Precision::Full`]
-    Full(Features),
-    /// [`Precision::Model`]
-    Model(Features<f32>),
-}
-
-impl<T> Features<T> {
+impl Features {
     /// Features whose `columns` are in [`specs`] order (names and kinds from there).
     pub(crate) fn in_spec_order(
         d: IndexDate,
         person_id: Vec<i64>,
         practice: Vec<String>,
-        columns: Vec<Vec<T>>,
+        columns: Vec<Column>,
         outcome: Option<Vec<u8>>,
         malformed_codes: usize,
-    ) -> Features<T> {
+    ) -> Features {
         let specs = specs();
         Features {
             index_day: d.day,
@@ -265,11 +321,11 @@ impl<T> Features<T> {
     }
 
     /// A column by name.
-    pub fn column(&self, name: &str) -> Option<&[T]> {
+    pub fn column(&self, name: &str) -> Option<&Column> {
         self.names
             .iter()
             .position(|n| n == name)
-            .map(|i| self.columns[i].as_slice())
+            .map(|i| &self.columns[i])
     }
     /// Number of people.
     pub fn len(&self) -> usize {
@@ -549,7 +605,7 @@ fn assemble(d: IndexDate, mut raws: Vec<Raw>, codes: &Codes) -> Features {
         d,
         person_id,
         practice,
-        columns,
+        columns.into_iter().map(Column::of).collect(),
         d.has_outcome.then_some(outcome),
         malformed,
     )
@@ -925,15 +981,7 @@ pub async fn compute_many(
     ctx: &SessionContext,
     ds: &[IndexDate],
 ) -> Result<Vec<Features>, PhmError> {
-    let full = vec![Precision::Full; ds.len()];
-    Ok(compute_dates(ctx, ds, &full)
-        .await?
-        .into_iter()
-        .map(|f| match f {
-            DateFeatures::Full(f) => f,
-            DateFeatures::Model(_) => unreachable!("every date asked for at full precision"),
-        })
-        .collect())
+    compute_dates(ctx, ds, &vec![Precision::Full; ds.len()]).await
 }
 
 /// [`compute_many`], each date at its own precision (`precision[i]` for `ds[i]`): a
@@ -943,7 +991,7 @@ pub async fn compute_dates(
     ctx: &SessionContext,
     ds: &[IndexDate],
     precision: &[Precision],
-) -> Result<Vec<DateFeatures>, PhmError> {
+) -> Result<Vec<Features>, PhmError> {
     let (f, timings) = crate::engine::compute_many(ctx, ds, precision).await?;
     trace(ds, &timings);
     Ok(f)
@@ -1215,6 +1263,43 @@ pub async fn reference(ctx: &SessionContext, d: IndexDate) -> Result<Features, P
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A column is held in f32 only when no value changes: whole numbers, flags and
+    /// missing values are; a fraction, or a whole number past f32's 2^24, keeps the
+    /// whole column in f64. Either way every value reads back as given.
+    #[test]
+    fn a_column_is_f32_only_when_no_value_changes() {
+        let whole = vec![0.0, 1.0, f64::NAN, 16_777_216.0, -3.0, 365.0];
+        let c = Column::of(whole.clone());
+        assert!(matches!(c, Column::F32(_)));
+        let fraction = vec![0.0, 1.0, 1.0 / 36.0, f64::NAN];
+        let big = vec![0.0, 16_777_217.0];
+        for (v, f32_ok) in [(whole, true), (fraction, false), (big, false)] {
+            let c = Column::of(v.clone());
+            assert_eq!(matches!(c, Column::F32(_)), f32_ok, "{v:?}");
+            assert_eq!(c.len(), v.len());
+            let back = c.to_f64();
+            for (a, b) in back.iter().zip(&v) {
+                assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
+            }
+            // the model's view: each value rounded once; an f32 column shared
+            let m = c.f32s();
+            assert!(
+                m.iter().zip(&v).all(
+                    |(a, b)| a.to_bits() == (*b as f32).to_bits() || (a.is_nan() && b.is_nan())
+                )
+            );
+            if let Column::F32(own) = &c {
+                assert!(Arc::ptr_eq(own, &m));
+            }
+        }
+        // equal values are equal columns, whichever type holds them
+        assert_eq!(
+            Column::of(vec![1.0, f64::NAN]),
+            Column::F64(vec![1.0, f64::NAN])
+        );
+        assert_ne!(Column::of(vec![1.0, 2.0]), Column::of(vec![1.0, 2.5]));
+    }
 
     /// The engine's fold over each distinct code's facts gives exactly what the five
     /// index functions give on the events themselves (the reference path's [`indices`]),

@@ -20,7 +20,7 @@
 //! 15% (the 80th to 95th centile) or with a risk at least twice what the same model gave a
 //! year earlier — the people a team can still keep out of the top band.
 
-use crate::features::{Features, Value};
+use crate::features::{Column, Features};
 
 /// A Bridges to Health segment, most demanding first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -79,28 +79,28 @@ impl Segment {
 pub const EFI_BANDS: [&str; 4] = ["fit", "mild", "moderate", "severe"];
 
 /// The feature columns the rules read, found by name once (not once a person).
-struct Cols<'a, T> {
-    age: &'a [T],
-    em: &'a [T],
-    efi_band: &'a [T],
-    ltcs: &'a [T],
-    cancer: &'a [T],
-    hfrs: &'a [T],
-    dementia: &'a [T],
-    care_home: &'a [T],
-    heart_failure: &'a [T],
-    copd: &'a [T],
-    ckd: &'a [T],
-    social_care: &'a [T],
-    learning_disability: &'a [T],
-    smi: &'a [T],
-    stroke: &'a [T],
-    maternity: &'a [T],
-    ae_90: &'a [T],
+struct Cols<'a> {
+    age: &'a Column,
+    em: &'a Column,
+    efi_band: &'a Column,
+    ltcs: &'a Column,
+    cancer: &'a Column,
+    hfrs: &'a Column,
+    dementia: &'a Column,
+    care_home: &'a Column,
+    heart_failure: &'a Column,
+    copd: &'a Column,
+    ckd: &'a Column,
+    social_care: &'a Column,
+    learning_disability: &'a Column,
+    smi: &'a Column,
+    stroke: &'a Column,
+    maternity: &'a Column,
+    ae_90: &'a Column,
 }
 
-impl<'a, T: Value> Cols<'a, T> {
-    fn new(f: &'a Features<T>) -> Cols<'a, T> {
+impl<'a> Cols<'a> {
+    fn new(f: &'a Features) -> Cols<'a> {
         let c = |name: &str| {
             f.column(name)
                 .unwrap_or_else(|| panic!("segmentation needs feature {name}"))
@@ -127,10 +127,11 @@ impl<'a, T: Value> Cols<'a, T> {
     }
 
     fn segment(&self, i: usize) -> Segment {
-        // (an f32 value is an f64 one rounded once: every value a rule compares here is a
-        // whole number or, for hfrs, tenths, so the rounding never crosses a threshold)
-        let v = |c: &[T]| -> f64 { c[i].into() };
-        let yes = |c: &[T]| v(c) > 0.0;
+        // (at [`crate::features::Precision::Model`] a value is rounded once to f32: every
+        // value a rule compares here is a whole number or, for hfrs, tenths, so the
+        // rounding never crosses a threshold)
+        let v = |c: &Column| -> f64 { c.get(i) };
+        let yes = |c: &Column| v(c) > 0.0;
         let age = v(self.age);
         let em = v(self.em);
         let efi_band = v(self.efi_band);
@@ -169,12 +170,12 @@ impl<'a, T: Value> Cols<'a, T> {
 }
 
 /// The segment of person `i` of `f`.
-pub fn segment<T: Value>(f: &Features<T>, i: usize) -> Segment {
+pub fn segment(f: &Features, i: usize) -> Segment {
     Cols::new(f).segment(i)
 }
 
 /// The segment of everyone in `f`.
-pub fn segments<T: Value>(f: &Features<T>) -> Vec<Segment> {
+pub fn segments(f: &Features) -> Vec<Segment> {
     let c = Cols::new(f);
     (0..f.len()).map(|i| c.segment(i)).collect()
 }

@@ -37,7 +37,7 @@ use trent_riskmodel::{
 };
 
 use crate::PhmError;
-use crate::features::{self, DateFeatures, Features, IndexDate, Kind, Precision, Value};
+use crate::features::{self, Column, Features, IndexDate, Kind, Precision};
 use crate::segment::{self, EFI_BANDS, Segment};
 
 /// Table of every feature.
@@ -116,50 +116,23 @@ fn aligned(people: &[i64], ids: &[i64], values: &[f64]) -> Vec<Option<f64>> {
         .collect()
 }
 
-/// The model's matrix of a feature set, with the fairness groups.
+/// The model's matrix of a feature set, with the fairness groups: its f32 columns shared,
+/// not copied ([`Column::f32s`]).
 pub fn matrix(f: &Features) -> Result<FeatureMatrix, PhmError> {
-    let groups = fairness_groups(f);
-    let cols = to_f32(f.columns.iter().collect());
-    assemble_matrix(f, cols, groups)
+    assemble_matrix(f, Some(fairness_groups(f)))
 }
 
-/// [`matrix`] of a feature set computed only for it ([`Precision::Model`]): its columns
-/// become the matrix's as they are.
-pub fn matrix_of_model_features(mut f: Features<f32>) -> Result<FeatureMatrix, PhmError> {
-    let groups = fairness_groups(&f);
-    let cols = std::mem::take(&mut f.columns);
-    assemble_matrix(&f, cols, groups)
-}
-
-/// Columns as f32 on two threads, half each (the time is mostly the kernel faulting in
-/// fresh pages, docs/benchmarks.md, which both cores do); a column given by value is
-/// dropped as soon as it is converted.
-fn to_f32<C: AsRef<[f64]> + Send>(mut cols: Vec<C>) -> Vec<Vec<f32>> {
-    let convert = |cols: Vec<C>| -> Vec<Vec<f32>> {
-        cols.into_iter()
-            .map(|c| c.as_ref().iter().map(|&x| x as f32).collect())
-            .collect()
-    };
-    let second = cols.split_off(cols.len() / 2);
-    std::thread::scope(|s| {
-        let h = s.spawn(|| convert(second));
-        let mut out = convert(cols);
-        out.extend(h.join().expect("column conversion thread"));
-        out
-    })
+/// [`matrix`] without the fairness groups, for scoring only (nothing is evaluated on it).
+pub fn scoring_matrix(f: &Features) -> Result<FeatureMatrix, PhmError> {
+    assemble_matrix(f, None)
 }
 
 /// The groups the evaluation is broken down by, one label per person.
 type Groups = Vec<(&'static str, Vec<&'static str>)>;
 
-fn fairness_groups<T: Value>(f: &Features<T>) -> Groups {
+fn fairness_groups(f: &Features) -> Groups {
     // (every value read here is a whole number or missing, the same in f32 and f64)
-    let col = |n: &str| {
-        f.column(n)
-            .expect("feature set has its own columns")
-            .iter()
-            .map(|&x| -> f64 { x.into() })
-    };
+    let col = |n: &str| f.column(n).expect("feature set has its own columns").iter();
     // a missing decile (NaN) is "Q0", as it always was
     const QUINTILES: [&str; 6] = ["Q0", "Q1", "Q2", "Q3", "Q4", "Q5"];
     vec![
@@ -189,23 +162,19 @@ fn fairness_groups<T: Value>(f: &Features<T>) -> Groups {
     ]
 }
 
-fn assemble_matrix<T>(
-    f: &Features<T>,
-    cols: Vec<Vec<f32>>,
-    groups: Groups,
-) -> Result<FeatureMatrix, PhmError> {
+fn assemble_matrix(f: &Features, groups: Option<Groups>) -> Result<FeatureMatrix, PhmError> {
     let err = |e: trent_riskmodel::Error| PhmError::Other(format!("feature matrix: {e}"));
     let labels = f.outcome.clone().unwrap_or_else(|| vec![0; f.len()]);
     let mut m = FeatureMatrix::new(f.person_id.clone(), labels).map_err(err)?;
-    for ((name, kind), col) in f.names.iter().zip(&f.kinds).zip(cols) {
+    for ((name, kind), col) in f.names.iter().zip(&f.kinds).zip(&f.columns) {
         let k = match kind {
             Kind::Numeric => FeatureKind::Numeric,
             Kind::Binary => FeatureKind::Binary,
             Kind::Categorical => FeatureKind::Categorical,
         };
-        m.add_feature(name, k, col).map_err(err)?;
+        m.add_shared_feature(name, k, col.f32s()).map_err(err)?;
     }
-    for (name, values) in &groups {
+    for (name, values) in groups.iter().flatten() {
         m.add_group(name, values).map_err(err)?;
     }
     Ok(m)
@@ -231,12 +200,11 @@ pub fn load_model(path: &Path, m: &FeatureMatrix) -> Result<(Model, Option<Artef
     }
 }
 
-fn f64col(v: Vec<f64>) -> ArrayRef {
-    Arc::new(Float64Array::from(
-        v.into_iter()
-            .map(|x| (!x.is_nan()).then_some(x))
-            .collect::<Vec<_>>(),
-    ))
+fn f64col(v: impl Iterator<Item = f64>) -> ArrayRef {
+    Arc::new(
+        v.map(|x| (!x.is_nan()).then_some(x))
+            .collect::<Float64Array>(),
+    )
 }
 
 /// The index dates (days) a run computes features for: the scoring date D, a year before it
@@ -323,16 +291,17 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
         })
         .collect();
     let mut computed: std::collections::HashMap<i32, Features> = Default::default();
-    let mut for_model: Option<Features<f32>> = None;
-    for (x, f) in days
+    let mut for_model: Option<Features> = None;
+    for ((x, p), f) in days
         .iter()
+        .zip(&precision)
         .zip(features::compute_dates(&ctx, &ids, &precision).await?)
     {
-        match f {
-            DateFeatures::Full(f) => {
+        match p {
+            Precision::Full => {
                 computed.insert(*x, f);
             }
-            DateFeatures::Model(f) => for_model = Some(f),
+            Precision::Model => for_model = Some(f),
         }
     }
     let now = computed
@@ -341,13 +310,15 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
     let mut early_em: Option<(FeatureMatrix, f64)> = None;
     if let Some(ef) = for_model {
         let t = Instant::now();
-        early_em = Some((matrix_of_model_features(ef)?, t.elapsed().as_secs_f64()));
+        // (its f32 columns become the matrix's; the features are dropped here)
+        early_em = Some((matrix(&ef)?, t.elapsed().as_secs_f64()));
     }
     let tm = Instant::now();
-    let now_m = matrix(&now)?;
+    // (nothing is evaluated on the scoring date's matrix: no fairness groups)
+    let now_m = scoring_matrix(&now)?;
     if std::env::var_os("TRENT_TRACE").is_some() {
-        // (the matrices are part of `features`: the fairness groups and segments, and
-        // for the scoring date the f32 copy of its columns)
+        // (the matrices are part of `features`: the evaluation date's fairness groups and
+        // segments, and for each date the f32 copy of its f64 columns)
         eprintln!(
             "scoring date's matrix {:.2} s, evaluation date's {:.2} s",
             tm.elapsed().as_secs_f64(),
@@ -504,7 +475,7 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
                     Some((day, ids, p)) if day == pd.day => (ids, p),
                     _ => {
                         let pf = pick(&now, &computed, pd)?;
-                        let pm = matrix(pf)?;
+                        let pm = scoring_matrix(pf)?;
                         (pf.person_id.clone(), model.predict(&pm).map_err(rm)?)
                     }
                 };
@@ -561,11 +532,11 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
     ];
     for (name, c) in now.names.iter().zip(&now.columns) {
         fields.push(Field::new(name, DataType::Float64, true));
-        cols.push(f64col(c.clone()));
+        cols.push(f64col(c.iter()));
     }
     if let Some(o) = &now.outcome {
         fields.push(Field::new("outcome_emergency_365", DataType::Float64, true));
-        cols.push(f64col(o.iter().map(|&x| f64::from(x)).collect()));
+        cols.push(f64col(o.iter().map(|&x| f64::from(x))));
     }
     let fb = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
     lake.write_derived(FEATURES_TABLE, &[fb])?;
@@ -609,7 +580,7 @@ pub async fn stratify(lake: &Lake, opts: &StratifyOptions) -> Result<StratifyRep
             )),
             Arc::new(StringArray::from(
                 efi.iter()
-                    .map(|&b| EFI_BANDS[(b as usize).min(3)])
+                    .map(|b| EFI_BANDS[(b as usize).min(3)])
                     .collect::<Vec<_>>(),
             )),
             Arc::new(Float64Array::from(risk.clone())),
@@ -656,11 +627,11 @@ pub fn features_from_batch(b: &RecordBatch) -> Result<Features, PhmError> {
         })?;
         let c = arrow::compute::cast(c, &DataType::Float64)?;
         let a = c.as_primitive::<arrow::datatypes::Float64Type>();
-        columns.push(
+        columns.push(Column::of(
             (0..a.len())
                 .map(|i| if a.is_null(i) { f64::NAN } else { a.value(i) })
                 .collect(),
-        );
+        ));
     }
     let pid = b
         .column_by_name("person_id")

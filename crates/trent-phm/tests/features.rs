@@ -50,18 +50,18 @@ async fn fast_path_equals_reference() {
         for (k, name) in fast.names.iter().enumerate() {
             for i in 0..fast.len() {
                 assert!(
-                    same(fast.columns[k][i], slow.columns[k][i]),
+                    same(fast.columns[k].get(i), slow.columns[k].get(i)),
                     "{date}: {name} of person {}: fast {} reference {}",
                     fast.person_id[i],
-                    fast.columns[k][i],
-                    slow.columns[k][i]
+                    fast.columns[k].get(i),
+                    slow.columns[k].get(i)
                 );
             }
             // every feature varies (a constant column would mean a broken window)
             let col = &fast.columns[k];
-            let first = col.iter().copied().find(|x| !x.is_nan());
+            let first = col.iter().find(|x| !x.is_nan());
             assert!(
-                col.iter().any(|x| !x.is_nan() && Some(*x) != first),
+                col.iter().any(|x| !x.is_nan() && Some(x) != first),
                 "{date}: feature {name} is constant"
             );
         }
@@ -114,11 +114,11 @@ async fn many_dates_in_one_pass_equal_one_date_at_a_time() {
         for (k, name) in one.names.iter().enumerate() {
             for i in 0..one.len() {
                 assert!(
-                    same(m.columns[k][i], one.columns[k][i]),
+                    same(m.columns[k].get(i), one.columns[k].get(i)),
                     "{date}: {name} of person {}: together {} alone {}",
                     one.person_id[i],
-                    m.columns[k][i],
-                    one.columns[k][i]
+                    m.columns[k].get(i),
+                    one.columns[k].get(i)
                 );
             }
         }
@@ -127,12 +127,14 @@ async fn many_dates_in_one_pass_equal_one_date_at_a_time() {
     assert_ne!(many[1].len(), many[3].len());
 }
 
-/// A date computed only for a model (f32, `Precision::Model`) holds each f64 value rounded
-/// once, and its matrix is the very matrix the f64 features give: the same columns, ids,
-/// labels and fairness groups (segments included).
+/// A date computed only for a model (f32, `Precision::Model`) holds each value rounded
+/// once, and its matrix is the very matrix the full-precision features give: the same
+/// columns, ids, labels and fairness groups (segments included). At full precision a
+/// column of whole numbers is held in f32 and shared with the matrix, not copied, and a
+/// column of fractions keeps its f64 values.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_date_for_the_model_gives_the_same_matrix() {
-    use trent_phm::features::{DateFeatures, Precision};
+    use trent_phm::features::{Column, Precision};
     let lake = Lake::open(lake().path()).unwrap();
     let ctx = lake.session().await.unwrap();
     let (s, e) = (&lake.catalog.span_start, &lake.catalog.span_end);
@@ -143,11 +145,11 @@ async fn a_date_for_the_model_gives_the_same_matrix() {
     let mixed = features::compute_dates(&ctx, &ds, &[Precision::Full, Precision::Model])
         .await
         .unwrap();
-    let [DateFeatures::Full(full0), DateFeatures::Model(m)] = &mixed[..] else {
-        panic!("the precisions asked for")
+    let [full0, m] = &mixed[..] else {
+        panic!("one feature set a date")
     };
     let full = features::compute_many(&ctx, &ds).await.unwrap();
-    let bits = |c: &[f64]| c.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let bits = |c: &Column| c.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(full0.person_id, full[0].person_id);
     for (k, name) in full0.names.iter().enumerate() {
         assert!(
@@ -160,16 +162,35 @@ async fn a_date_for_the_model_gives_the_same_matrix() {
     assert_eq!(m.outcome, f.outcome);
     assert_eq!(m.malformed_codes, f.malformed_codes);
     for (k, name) in f.names.iter().enumerate() {
+        assert!(
+            matches!(m.columns[k], Column::F32(_)),
+            "{name} for the model"
+        );
         for i in 0..f.len() {
-            let (a, b) = (m.columns[k][i], f.columns[k][i] as f32);
+            let (a, b) = (m.columns[k].get(i) as f32, f.columns[k].get(i) as f32);
             assert!(
                 a == b || (a.is_nan() && b.is_nan()),
                 "{name}: {a} against {b}"
             );
         }
     }
+    // whole numbers in f32, fractions in f64, at full precision
+    let col = |name: &str| f.column(name).unwrap();
+    for name in [
+        "age",
+        "emergency_365",
+        "ltc_diabetes",
+        "charlson",
+        "efi_band",
+    ] {
+        assert!(
+            matches!(col(name), Column::F32(_)),
+            "{name} is whole numbers"
+        );
+    }
+    assert!(matches!(col("efi"), Column::F64(_)), "efi is fractions");
     let want = trent_phm::stratify::matrix(f).unwrap();
-    let got = trent_phm::stratify::matrix_of_model_features(m.clone()).unwrap();
+    let got = trent_phm::stratify::matrix(m).unwrap();
     assert_eq!(got.ids(), want.ids());
     assert_eq!(got.labels(), want.labels());
     assert_eq!(got.groups(), want.groups());
@@ -180,8 +201,19 @@ async fn a_date_for_the_model_gives_the_same_matrix() {
             bits32(got.column(j)) == bits32(want.column(j)),
             "matrix column {j}"
         );
+        // an f32 column is the matrix's own, not a copy
+        if let Column::F32(v) = &f.columns[j] {
+            assert!(
+                std::ptr::eq(v.as_ptr(), want.column(j).as_ptr()),
+                "column {j} shared"
+            );
+        }
     }
     assert!(got.groups().iter().any(|g| g.name == "segment"));
+    // scoring needs no groups: the same columns without them
+    let scoring = trent_phm::stratify::scoring_matrix(f).unwrap();
+    assert!(scoring.groups().is_empty());
+    assert_eq!(scoring.n_features(), want.n_features());
 }
 
 /// The statement `trent stratify --dump-sql` gives DuckDB in the benchmark, run through
@@ -218,10 +250,10 @@ async fn the_benchmark_sql_equals_the_engine() {
         for i in 0..fast.len() {
             let v = if c.is_null(i) { f64::NAN } else { c.value(i) };
             assert!(
-                same(v, fast.columns[k][i]),
+                same(v, fast.columns[k].get(i)),
                 "{name} of person {}: SQL {v} engine {}",
                 fast.person_id[i],
-                fast.columns[k][i]
+                fast.columns[k].get(i)
             );
         }
         compared += 1;

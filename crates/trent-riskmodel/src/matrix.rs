@@ -1,7 +1,9 @@
 //! The dense feature matrix every model trains on and scores.
 //!
 //! Column-major f32 because the lead builds it column by column from the lake and the
-//! tree learner bins one column at a time; 1M people × 40 features is 160 MB. Missing
+//! tree learner bins one column at a time; 1M people × 40 features is 160 MB. A column
+//! can be shared with its maker ([`FeatureMatrix::add_shared_feature`]): a population's
+//! features already held in f32 become a matrix without a copy. Missing
 //! values are NaN (never a sentinel such as −1 or 0, which a model would take as data).
 //! Group columns (segment, deprivation quintile, sex, age band, ethnicity) are not
 //! features: they exist so evaluation can say for whom the model works.
@@ -11,6 +13,8 @@
 //! `name:group` is a group column; a bare `name` is a feature whose kind is inferred
 //! (binary if every value is 0, 1 or missing, otherwise numeric). Missing values are
 //! empty cells, `NA`, `NaN` or `null`.
+
+use std::sync::Arc;
 
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -104,7 +108,7 @@ impl GroupColumn {
 pub struct FeatureMatrix {
     names: Vec<String>,
     kinds: Vec<FeatureKind>,
-    columns: Vec<Vec<f32>>,
+    columns: Vec<Arc<Vec<f32>>>,
     ids: Vec<i64>,
     labels: Vec<u8>,
     groups: Vec<GroupColumn>,
@@ -139,6 +143,17 @@ impl FeatureMatrix {
     /// Add a feature column. Binary columns must hold only 0, 1 or NaN and categorical
     /// columns only integer codes or NaN; infinities are refused everywhere.
     pub fn add_feature(&mut self, name: &str, kind: FeatureKind, values: Vec<f32>) -> Result<()> {
+        self.add_shared_feature(name, kind, Arc::new(values))
+    }
+
+    /// [`FeatureMatrix::add_feature`] for a column shared with its maker (checked the
+    /// same way; never copied).
+    pub fn add_shared_feature(
+        &mut self,
+        name: &str,
+        kind: FeatureKind,
+        values: Arc<Vec<f32>>,
+    ) -> Result<()> {
         if values.len() != self.ids.len() {
             return Err(Error::Invalid(format!(
                 "feature '{name}' has {} values for {} rows",
@@ -242,7 +257,7 @@ impl FeatureMatrix {
             columns: self
                 .columns
                 .iter()
-                .map(|c| rows.iter().map(|r| c[*r]).collect())
+                .map(|c| Arc::new(rows.iter().map(|r| c[*r]).collect()))
                 .collect(),
             ids: rows.iter().map(|r| self.ids[*r]).collect(),
             labels: rows.iter().map(|r| self.labels[*r]).collect(),
@@ -456,7 +471,9 @@ fn valid(v: f32, kind: FeatureKind) -> bool {
             & match kind {
                 FeatureKind::Numeric => true,
                 FeatureKind::Binary => (v == 0.0) | (v == 1.0),
-                FeatureKind::Categorical => (v.fract() == 0.0) & (v.abs() < 16_777_216.0),
+                // (a whole number by two conversions, not `fract`, a call into libm
+                // without SSE4.1)
+                FeatureKind::Categorical => (v.abs() < 16_777_216.0) & ((v as i32) as f32 == v),
             })
 }
 
