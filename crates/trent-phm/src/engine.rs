@@ -1142,97 +1142,91 @@ pub(crate) async fn compute_many(
 
 /// One date's feature set: the columns, in spec order, of the people registered on it
 /// (`sel`, universe rows; `per` in the same order; the rest by universe row). Each column
-/// is worked out in f64 and stored at the precision asked for ([`Column::of`] or
-/// [`Column::rounded`]) as soon as it is made, the f64 one freed for the next.
+/// is stored at the precision asked for ([`Column::collect`]) as it is worked out.
 #[allow(clippy::too_many_arguments)]
-fn columns(
+fn columns<'a>(
     d: IndexDate,
     precision: Precision,
-    pop: &Universe,
-    sel: &[u32],
-    act: &Act,
-    per: &[CodeFeatures],
-    sc_active: &[f64],
-    care_home: &[f64],
+    pop: &'a Universe,
+    sel: &'a [u32],
+    act: &'a Act,
+    per: &'a [CodeFeatures],
+    sc_active: &'a [f64],
+    care_home: &'a [f64],
     bad: usize,
 ) -> Result<Features, PhmError> {
     let specs = specs();
     let (y, m, _) = time::ymd(d.day);
     let dmi = y * 12 + m as i32 - 1;
     let mut columns: Vec<Column> = Vec::with_capacity(specs.len());
-    let gather = |v: &[f64]| -> Vec<f64> { sel.iter().map(|&r| v[r as usize]).collect() };
-    let count = |k: usize| -> Vec<f64> {
+    // each arm gives its values as an iterator, made into a column at once: no f64
+    // copy of a column that f32 holds
+    macro_rules! col {
+        ($values:expr) => {
+            Column::collect($values, precision)
+        };
+    }
+    let gather = |v: &'a [f64]| sel.iter().map(move |&r| v[r as usize]);
+    let count = |k: usize| {
         sel.iter()
-            .map(|&r| f64::from(act.c[r as usize * NC + k]))
-            .collect()
+            .map(move |&r| f64::from(act.c[r as usize * NC + k]))
     };
-    let ltc_bit =
-        |k: usize| -> Vec<f64> { per.iter().map(|p| f64::from((p.ltc >> k) & 1)).collect() };
-    let idx = |j: usize| -> Vec<f64> { per.iter().map(|p| p.indices[j]).collect() };
+    let ltc_bit = |k: usize| per.iter().map(move |p| f64::from((p.ltc >> k) & 1));
+    let idx = |j: usize| per.iter().map(move |p| p.indices[j]);
     for (name, _) in &specs {
-        let col: Vec<f64> = match name.as_str() {
-            "age" => sel
-                .iter()
-                .map(|&r| match pop.birth_months[r as usize] {
-                    i32::MIN => f64::NAN,
-                    b => f64::from((dmi - b).div_euclid(12)),
-                })
-                .collect(),
-            "sex_male" => gather(&pop.sex_male),
-            "imd_decile" => gather(&pop.imd),
-            "ethnic_group" => gather(&pop.ethnic),
-            "ltc_count" => per.iter().map(|p| f64::from(p.ltc.count_ones())).collect(),
-            "emergency_365" => count(EM365),
-            "emergency_730" => count(EM730),
-            "elective_365" => count(EL365),
-            "maternity_365" => count(MAT365),
-            "bed_days_365" => sel.iter().map(|&r| act.bed[r as usize] as f64).collect(),
-            "days_since_emergency" => sel
-                .iter()
-                .map(|&r| match act.last[r as usize] {
-                    i64::MIN => f64::NAN,
-                    l => f64::from(d.day - l.div_euclid(DAY_US) as i32),
-                })
-                .collect(),
-            "ae_365" => count(AE365),
-            "ae_90" => count(AE90),
-            "ae_ambulance_365" => count(AEAMB),
-            "op_365" => count(OP),
-            "gp_365" => count(GP),
-            "community_365" => count(COMMUNITY),
-            "mental_health_365" => count(MH),
-            "ambulance_365" => count(AMBULANCE),
-            "nhs111_365" => count(NHS111),
-            "gp_90" => count(GP90),
-            "med_items_365" => per.iter().map(|p| f64::from(p.med_items)).collect(),
-            "med_distinct_90" => per.iter().map(|p| f64::from(p.med_distinct_90)).collect(),
-            "polypharmacy" => per
-                .iter()
-                .map(|p| f64::from(u8::from(f64::from(p.med_distinct_90) >= POLYPHARMACY)))
-                .collect(),
-            "social_care_active" => gather(sc_active),
-            "care_home" => gather(care_home),
-            "charlson" => idx(0),
-            "elixhauser" => idx(1),
-            "hfrs" => idx(2),
-            "efi" => idx(3),
-            "efi_band" => idx(4),
-            "cms" => idx(5),
+        columns.push(match name.as_str() {
+            "age" => col!(sel.iter().map(|&r| match pop.birth_months[r as usize] {
+                i32::MIN => f64::NAN,
+                b => f64::from((dmi - b).div_euclid(12)),
+            })),
+            "sex_male" => col!(gather(&pop.sex_male)),
+            "imd_decile" => col!(gather(&pop.imd)),
+            "ethnic_group" => col!(gather(&pop.ethnic)),
+            "ltc_count" => col!(per.iter().map(|p| f64::from(p.ltc.count_ones()))),
+            "emergency_365" => col!(count(EM365)),
+            "emergency_730" => col!(count(EM730)),
+            "elective_365" => col!(count(EL365)),
+            "maternity_365" => col!(count(MAT365)),
+            "bed_days_365" => col!(sel.iter().map(|&r| act.bed[r as usize] as f64)),
+            "days_since_emergency" => col!(sel.iter().map(|&r| match act.last[r as usize] {
+                i64::MIN => f64::NAN,
+                l => f64::from(d.day - l.div_euclid(DAY_US) as i32),
+            })),
+            "ae_365" => col!(count(AE365)),
+            "ae_90" => col!(count(AE90)),
+            "ae_ambulance_365" => col!(count(AEAMB)),
+            "op_365" => col!(count(OP)),
+            "gp_365" => col!(count(GP)),
+            "community_365" => col!(count(COMMUNITY)),
+            "mental_health_365" => col!(count(MH)),
+            "ambulance_365" => col!(count(AMBULANCE)),
+            "nhs111_365" => col!(count(NHS111)),
+            "gp_90" => col!(count(GP90)),
+            "med_items_365" => col!(per.iter().map(|p| f64::from(p.med_items))),
+            "med_distinct_90" => col!(per.iter().map(|p| f64::from(p.med_distinct_90))),
+            "polypharmacy" => col!(
+                per.iter()
+                    .map(|p| f64::from(u8::from(f64::from(p.med_distinct_90) >= POLYPHARMACY)))
+            ),
+            "social_care_active" => col!(gather(sc_active)),
+            "care_home" => col!(gather(care_home)),
+            "charlson" => col!(idx(0)),
+            "elixhauser" => col!(idx(1)),
+            "hfrs" => col!(idx(2)),
+            "efi" => col!(idx(3)),
+            "efi_band" => col!(idx(4)),
+            "cms" => col!(idx(5)),
             other => match other
                 .strip_prefix("ltc_")
                 .and_then(|k| CONDITIONS.iter().position(|c| c.key == k))
             {
-                Some(k) => ltc_bit(k),
+                Some(k) => col!(ltc_bit(k)),
                 None => {
                     return Err(PhmError::Other(format!(
                         "feature {other} has no column in the engine"
                     )));
                 }
             },
-        };
-        columns.push(match precision {
-            Precision::Full => Column::of(col),
-            Precision::Model => Column::rounded(&col),
         });
     }
     let outcome = d.has_outcome.then(|| {

@@ -231,21 +231,27 @@ impl PartialEq for Column {
 }
 
 impl Column {
-    /// The values without loss: f32 when each is exactly one, else the f64 column as it is.
+    /// The values without loss: f32 when each is exactly one, else f64.
     pub fn of(v: Vec<f64>) -> Column {
-        // one branch-free pass to decide; NaN (missing) converts to NaN
-        let exact = v.iter().fold(true, |ok, &x| {
-            ok & ((f64::from(x as f32) == x) | x.is_nan())
-        });
-        if exact {
-            Column::F32(Arc::new(v.iter().map(|&x| x as f32).collect()))
-        } else {
-            Column::F64(v)
-        }
+        Column::collect(v.into_iter(), Precision::Full)
     }
-    /// The values rounded once to f32 ([`Precision::Model`]).
-    pub fn rounded(v: &[f64]) -> Column {
-        Column::F32(Arc::new(v.iter().map(|&x| x as f32).collect()))
+    /// A column of `values` at `precision`: [`Column::of`] at [`Precision::Full`],
+    /// every value rounded once to f32 at [`Precision::Model`]. The values go straight
+    /// into f32; only a column that f32 would change is worked out again in f64.
+    pub fn collect<I: Iterator<Item = f64> + Clone>(values: I, precision: Precision) -> Column {
+        let mut v = Vec::with_capacity(values.size_hint().0);
+        let mut exact = true;
+        for x in values.clone() {
+            let y = x as f32;
+            exact &= (f64::from(y) == x) | x.is_nan();
+            v.push(y);
+        }
+        if exact || precision == Precision::Model {
+            Column::F32(Arc::new(v))
+        } else {
+            drop(v);
+            Column::F64(values.collect())
+        }
     }
     /// Number of values.
     pub fn len(&self) -> usize {
