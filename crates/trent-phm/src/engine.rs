@@ -35,8 +35,8 @@ use trent_model::time;
 
 use crate::PhmError;
 use crate::features::{
-    Column, Features, IndexDate, POLYPHARMACY, Precision, RECENT, TWO_YEARS, Timings, YEAR,
-    indices_profile, specs,
+    Column, ColumnBuilder, Features, IndexDate, POLYPHARMACY, Precision, RECENT, TWO_YEARS,
+    Timings, YEAR, indices_profile, specs,
 };
 
 /// Microseconds in a day (the lake's timestamps are µs since 1970-01-01).
@@ -1142,7 +1142,7 @@ pub(crate) async fn compute_many(
 
 /// One date's feature set: the columns, in spec order, of the people registered on it
 /// (`sel`, universe rows; `per` in the same order; the rest by universe row). Each column
-/// is stored at the precision asked for ([`Column::collect`]) as it is worked out.
+/// is stored at the precision asked for ([`ColumnBuilder`]) as it is worked out.
 #[allow(clippy::too_many_arguments)]
 fn columns<'a>(
     d: IndexDate,
@@ -1158,77 +1158,114 @@ fn columns<'a>(
     let specs = specs();
     let (y, m, _) = time::ymd(d.day);
     let dmi = y * 12 + m as i32 - 1;
-    let mut columns: Vec<Column> = Vec::with_capacity(specs.len());
-    // each arm gives its values as an iterator, made into a column at once: no f64
-    // copy of a column that f32 holds
-    macro_rules! col {
-        ($values:expr) => {
-            Column::collect($values, precision)
-        };
+    // where each column's values come from, found by name once
+    enum Src<'a> {
+        Age,
+        Pop(&'a [f64]),
+        Count(usize),
+        BedDays,
+        DaysSince,
+        LtcCount,
+        LtcBit(usize),
+        MedItems,
+        MedDistinct,
+        Polypharmacy,
+        Index(usize),
     }
-    let gather = |v: &'a [f64]| sel.iter().map(move |&r| v[r as usize]);
-    let count = |k: usize| {
-        sel.iter()
-            .map(move |&r| f64::from(act.c[r as usize * NC + k]))
-    };
-    let ltc_bit = |k: usize| per.iter().map(move |p| f64::from((p.ltc >> k) & 1));
-    let idx = |j: usize| per.iter().map(move |p| p.indices[j]);
-    for (name, _) in &specs {
-        columns.push(match name.as_str() {
-            "age" => col!(sel.iter().map(|&r| match pop.birth_months[r as usize] {
-                i32::MIN => f64::NAN,
-                b => f64::from((dmi - b).div_euclid(12)),
-            })),
-            "sex_male" => col!(gather(&pop.sex_male)),
-            "imd_decile" => col!(gather(&pop.imd)),
-            "ethnic_group" => col!(gather(&pop.ethnic)),
-            "ltc_count" => col!(per.iter().map(|p| f64::from(p.ltc.count_ones()))),
-            "emergency_365" => col!(count(EM365)),
-            "emergency_730" => col!(count(EM730)),
-            "elective_365" => col!(count(EL365)),
-            "maternity_365" => col!(count(MAT365)),
-            "bed_days_365" => col!(sel.iter().map(|&r| act.bed[r as usize] as f64)),
-            "days_since_emergency" => col!(sel.iter().map(|&r| match act.last[r as usize] {
-                i64::MIN => f64::NAN,
-                l => f64::from(d.day - l.div_euclid(DAY_US) as i32),
-            })),
-            "ae_365" => col!(count(AE365)),
-            "ae_90" => col!(count(AE90)),
-            "ae_ambulance_365" => col!(count(AEAMB)),
-            "op_365" => col!(count(OP)),
-            "gp_365" => col!(count(GP)),
-            "community_365" => col!(count(COMMUNITY)),
-            "mental_health_365" => col!(count(MH)),
-            "ambulance_365" => col!(count(AMBULANCE)),
-            "nhs111_365" => col!(count(NHS111)),
-            "gp_90" => col!(count(GP90)),
-            "med_items_365" => col!(per.iter().map(|p| f64::from(p.med_items))),
-            "med_distinct_90" => col!(per.iter().map(|p| f64::from(p.med_distinct_90))),
-            "polypharmacy" => col!(
-                per.iter()
-                    .map(|p| f64::from(u8::from(f64::from(p.med_distinct_90) >= POLYPHARMACY)))
-            ),
-            "social_care_active" => col!(gather(sc_active)),
-            "care_home" => col!(gather(care_home)),
-            "charlson" => col!(idx(0)),
-            "elixhauser" => col!(idx(1)),
-            "hfrs" => col!(idx(2)),
-            "efi" => col!(idx(3)),
-            "efi_band" => col!(idx(4)),
-            "cms" => col!(idx(5)),
-            other => match other
-                .strip_prefix("ltc_")
-                .and_then(|k| CONDITIONS.iter().position(|c| c.key == k))
-            {
-                Some(k) => col!(ltc_bit(k)),
-                None => {
-                    return Err(PhmError::Other(format!(
-                        "feature {other} has no column in the engine"
-                    )));
+    let srcs = specs
+        .iter()
+        .map(|(name, _)| {
+            Ok(match name.as_str() {
+                "age" => Src::Age,
+                "sex_male" => Src::Pop(&pop.sex_male),
+                "imd_decile" => Src::Pop(&pop.imd),
+                "ethnic_group" => Src::Pop(&pop.ethnic),
+                "ltc_count" => Src::LtcCount,
+                "emergency_365" => Src::Count(EM365),
+                "emergency_730" => Src::Count(EM730),
+                "elective_365" => Src::Count(EL365),
+                "maternity_365" => Src::Count(MAT365),
+                "bed_days_365" => Src::BedDays,
+                "days_since_emergency" => Src::DaysSince,
+                "ae_365" => Src::Count(AE365),
+                "ae_90" => Src::Count(AE90),
+                "ae_ambulance_365" => Src::Count(AEAMB),
+                "op_365" => Src::Count(OP),
+                "gp_365" => Src::Count(GP),
+                "community_365" => Src::Count(COMMUNITY),
+                "mental_health_365" => Src::Count(MH),
+                "ambulance_365" => Src::Count(AMBULANCE),
+                "nhs111_365" => Src::Count(NHS111),
+                "gp_90" => Src::Count(GP90),
+                "med_items_365" => Src::MedItems,
+                "med_distinct_90" => Src::MedDistinct,
+                "polypharmacy" => Src::Polypharmacy,
+                "social_care_active" => Src::Pop(sc_active),
+                "care_home" => Src::Pop(care_home),
+                "charlson" => Src::Index(0),
+                "elixhauser" => Src::Index(1),
+                "hfrs" => Src::Index(2),
+                "efi" => Src::Index(3),
+                "efi_band" => Src::Index(4),
+                "cms" => Src::Index(5),
+                other => match other
+                    .strip_prefix("ltc_")
+                    .and_then(|k| CONDITIONS.iter().position(|c| c.key == k))
+                {
+                    Some(k) => Src::LtcBit(k),
+                    None => {
+                        return Err(PhmError::Other(format!(
+                            "feature {other} has no column in the engine"
+                        )));
+                    }
+                },
+            })
+        })
+        .collect::<Result<Vec<Src>, PhmError>>()?;
+    // a block of people at a time, every column: the block's strided counters and code
+    // records are read from the cache by each column after the first, not from memory
+    // once a column (15 counters and 26 conditions a person)
+    const BLOCK: usize = 2048;
+    if per.len() != sel.len() {
+        return Err(PhmError::Other(format!(
+            "{} people's code features for {} people",
+            per.len(),
+            sel.len()
+        )));
+    }
+    let mut built: Vec<ColumnBuilder> = srcs
+        .iter()
+        .map(|_| ColumnBuilder::new(sel.len(), precision))
+        .collect();
+    for (rows, pers) in sel.chunks(BLOCK).zip(per.chunks(BLOCK)) {
+        for (src, b) in srcs.iter().zip(&mut built) {
+            match *src {
+                Src::Age => b.extend(rows.iter().map(|&r| match pop.birth_months[r as usize] {
+                    i32::MIN => f64::NAN,
+                    b => f64::from((dmi - b).div_euclid(12)),
+                })),
+                Src::Pop(v) => b.extend(rows.iter().map(|&r| v[r as usize])),
+                Src::Count(k) => {
+                    b.extend(rows.iter().map(|&r| f64::from(act.c[r as usize * NC + k])))
                 }
-            },
-        });
+                Src::BedDays => b.extend(rows.iter().map(|&r| act.bed[r as usize] as f64)),
+                Src::DaysSince => b.extend(rows.iter().map(|&r| match act.last[r as usize] {
+                    i64::MIN => f64::NAN,
+                    l => f64::from(d.day - l.div_euclid(DAY_US) as i32),
+                })),
+                Src::LtcCount => b.extend(pers.iter().map(|p| f64::from(p.ltc.count_ones()))),
+                Src::LtcBit(k) => b.extend(pers.iter().map(|p| f64::from((p.ltc >> k) & 1))),
+                Src::MedItems => b.extend(pers.iter().map(|p| f64::from(p.med_items))),
+                Src::MedDistinct => b.extend(pers.iter().map(|p| f64::from(p.med_distinct_90))),
+                Src::Polypharmacy => b
+                    .extend(pers.iter().map(|p| {
+                        f64::from(u8::from(f64::from(p.med_distinct_90) >= POLYPHARMACY))
+                    })),
+                Src::Index(j) => b.extend(pers.iter().map(|p| p.indices[j])),
+            }
+        }
     }
+    let columns: Vec<Column> = built.into_iter().map(ColumnBuilder::finish).collect();
     let outcome = d.has_outcome.then(|| {
         sel.iter()
             .map(|&r| u8::from(act.c[r as usize * NC + OUTCOME] > 0))

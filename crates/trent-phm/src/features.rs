@@ -236,22 +236,11 @@ impl Column {
         Column::collect(v.into_iter(), Precision::Full)
     }
     /// A column of `values` at `precision`: [`Column::of`] at [`Precision::Full`],
-    /// every value rounded once to f32 at [`Precision::Model`]. The values go straight
-    /// into f32; only a column that f32 would change is worked out again in f64.
+    /// every value rounded once to f32 at [`Precision::Model`].
     pub fn collect<I: Iterator<Item = f64> + Clone>(values: I, precision: Precision) -> Column {
-        let mut v = Vec::with_capacity(values.size_hint().0);
-        let mut exact = true;
-        for x in values.clone() {
-            let y = x as f32;
-            exact &= (f64::from(y) == x) | x.is_nan();
-            v.push(y);
-        }
-        if exact || precision == Precision::Model {
-            Column::F32(Arc::new(v))
-        } else {
-            drop(v);
-            Column::F64(values.collect())
-        }
+        let mut b = ColumnBuilder::new(values.size_hint().0, precision);
+        b.extend(values);
+        b.finish()
     }
     /// Number of values.
     pub fn len(&self) -> usize {
@@ -273,11 +262,9 @@ impl Column {
         }
     }
     /// Every value, in order.
-    pub fn iter(&self) -> Box<dyn Iterator<Item = f64> + '_> {
-        match self {
-            Column::F32(v) => Box::new(v.iter().map(|&x| f64::from(x))),
-            Column::F64(v) => Box::new(v.iter().copied()),
-        }
+    pub fn iter(&self) -> impl Iterator<Item = f64> + Clone + '_ {
+        // (one predictable branch a value, not a call through a boxed iterator)
+        (0..self.len()).map(move |i| self.get(i))
     }
     /// The values in f64.
     pub fn to_f64(&self) -> Vec<f64> {
@@ -289,6 +276,52 @@ impl Column {
         match self {
             Column::F32(v) => v.clone(),
             Column::F64(v) => Arc::new(v.iter().map(|&x| x as f32).collect()),
+        }
+    }
+}
+
+/// A [`Column`] made a block of values at a time: the values go straight into f32 while
+/// f32 holds each exactly (at [`Precision::Model`], always); at the first block with a
+/// value f32 would change, the values so far are widened to f64 (exactly, as they were
+/// exact) and that block and the rest follow in f64.
+pub(crate) enum ColumnBuilder {
+    /// the values so far; whether to round (Model) rather than widen
+    F32(Vec<f32>, bool),
+    /// the values so far, in f64
+    F64(Vec<f64>),
+}
+
+impl ColumnBuilder {
+    /// An empty column with room for `n` values.
+    pub(crate) fn new(n: usize, precision: Precision) -> ColumnBuilder {
+        ColumnBuilder::F32(Vec::with_capacity(n), precision == Precision::Model)
+    }
+    /// Add `values` (worked out again, in f64, if f32 would change one of them).
+    pub(crate) fn extend<I: Iterator<Item = f64> + Clone>(&mut self, values: I) {
+        match self {
+            ColumnBuilder::F32(v, round) => {
+                let start = v.len();
+                let mut exact = true;
+                v.extend(values.clone().map(|x| {
+                    let y = x as f32;
+                    exact &= (f64::from(y) == x) | x.is_nan();
+                    y
+                }));
+                if !(exact || *round) {
+                    let mut wide = Vec::with_capacity(v.capacity());
+                    wide.extend(v[..start].iter().map(|&x| f64::from(x)));
+                    wide.extend(values);
+                    *self = ColumnBuilder::F64(wide);
+                }
+            }
+            ColumnBuilder::F64(v) => v.extend(values),
+        }
+    }
+    /// The column.
+    pub(crate) fn finish(self) -> Column {
+        match self {
+            ColumnBuilder::F32(v, _) => Column::F32(Arc::new(v)),
+            ColumnBuilder::F64(v) => Column::F64(v),
         }
     }
 }

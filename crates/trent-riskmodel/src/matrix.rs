@@ -166,7 +166,14 @@ impl FeatureMatrix {
         }
         // one branch-free pass first (a population's matrix is 60 million values); the
         // message only for a column that fails it
-        if !values.iter().fold(true, |ok, &v| ok & valid(v, kind)) {
+        // (the kind fixed outside the loop, so each loop is the kind's own test)
+        let all_valid = |k: FeatureKind| values.iter().fold(true, |ok, &v| ok & valid(v, k));
+        let ok = match kind {
+            FeatureKind::Numeric => all_valid(FeatureKind::Numeric),
+            FeatureKind::Binary => all_valid(FeatureKind::Binary),
+            FeatureKind::Categorical => all_valid(FeatureKind::Categorical),
+        };
+        if !ok {
             for (i, v) in values.iter().enumerate() {
                 if let Some(why) = check_value(*v, kind) {
                     return Err(Error::Invalid(format!(
