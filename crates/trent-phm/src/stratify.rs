@@ -32,8 +32,8 @@ use trent_lake::Lake;
 use trent_model::codes::ETHNIC_GROUPS;
 use trent_model::time;
 use trent_riskmodel::{
-    Artefact, Evaluation, FeatureKind, FeatureMatrix, GbtParams, LogisticParams, Model, Scorecard,
-    TrainParams,
+    Artefact, Evaluation, FeatureKind, FeatureMatrix, GbtParams, GroupColumn, LogisticParams,
+    Model, Scorecard, TrainParams,
 };
 
 use crate::PhmError;
@@ -84,14 +84,18 @@ pub struct StratifyReport {
 }
 
 /// Age band labels for fairness tables.
-fn age_band(age: f64) -> &'static str {
+/// The age bands the evaluation is broken down by.
+const AGE_BANDS: [&str; 6] = ["0-17", "18-44", "45-64", "65-74", "75-84", "85+"];
+
+/// The [`AGE_BANDS`] band of an age (a missing age, NaN, in the first).
+fn age_band(age: f64) -> usize {
     match age as i64 {
-        ..18 => "0-17",
-        18..45 => "18-44",
-        45..65 => "45-64",
-        65..75 => "65-74",
-        75..85 => "75-84",
-        _ => "85+",
+        ..18 => 0,
+        18..45 => 1,
+        45..65 => 2,
+        65..75 => 3,
+        75..85 => 4,
+        _ => 5,
     }
 }
 
@@ -127,42 +131,64 @@ pub fn scoring_matrix(f: &Features) -> Result<FeatureMatrix, PhmError> {
     assemble_matrix(f, None)
 }
 
-/// The groups the evaluation is broken down by, one label per person.
-type Groups = Vec<(&'static str, Vec<&'static str>)>;
-
-fn fairness_groups(f: &Features) -> Groups {
+/// The groups the evaluation is broken down by.
+fn fairness_groups(f: &Features) -> Vec<GroupColumn> {
     // (every value read here is a whole number or missing, the same in f32 and f64)
     let col = |n: &str| f.column(n).expect("feature set has its own columns").iter();
     // a missing decile (NaN) is "Q0", as it always was
     const QUINTILES: [&str; 6] = ["Q0", "Q1", "Q2", "Q3", "Q4", "Q5"];
+    let segments = Segment::ALL.map(Segment::name);
     vec![
-        (
+        group(
             "segment",
-            segment::segments(f).iter().map(|s| s.name()).collect(),
+            &segments,
+            segment::segments(f).into_iter().map(|s| s as usize),
         ),
-        (
+        group(
             "imd_quintile",
-            col("imd_decile")
-                .map(|d| QUINTILES[(d.clamp(1.0, 10.0) as usize).div_ceil(2)])
-                .collect(),
+            &QUINTILES,
+            col("imd_decile").map(|d| (d.clamp(1.0, 10.0) as usize).div_ceil(2)),
         ),
-        (
+        group(
             "sex",
-            col("sex_male")
-                .map(|x| if x > 0.0 { "M" } else { "F" })
-                .collect(),
+            &["F", "M"],
+            col("sex_male").map(|x| usize::from(x > 0.0)),
         ),
-        ("age_band", col("age").map(age_band).collect()),
-        (
+        group("age_band", &AGE_BANDS, col("age").map(age_band)),
+        group(
             "ethnicity",
-            col("ethnic_group")
-                .map(|e| ETHNIC_GROUPS[(e as usize).min(ETHNIC_GROUPS.len() - 1)])
-                .collect(),
+            &ETHNIC_GROUPS,
+            col("ethnic_group").map(|e| (e as usize).min(ETHNIC_GROUPS.len() - 1)),
         ),
     ]
 }
 
-fn assemble_matrix(f: &Features, groups: Option<Groups>) -> Result<FeatureMatrix, PhmError> {
+/// A group column from each person's level (an index into `levels`): the levels in order
+/// of first appearance, as [`GroupColumn::from_values`] gives them from the labels, with
+/// no label made or compared a person.
+fn group(name: &str, levels: &[&str], of: impl Iterator<Item = usize>) -> GroupColumn {
+    let mut code = vec![u32::MAX; levels.len()];
+    let mut seen: Vec<String> = vec![];
+    let codes = of
+        .map(|k| {
+            if code[k] == u32::MAX {
+                code[k] = seen.len() as u32;
+                seen.push(levels[k].to_string());
+            }
+            code[k]
+        })
+        .collect();
+    GroupColumn {
+        name: name.to_string(),
+        levels: seen,
+        codes,
+    }
+}
+
+fn assemble_matrix(
+    f: &Features,
+    groups: Option<Vec<GroupColumn>>,
+) -> Result<FeatureMatrix, PhmError> {
     let err = |e: trent_riskmodel::Error| PhmError::Other(format!("feature matrix: {e}"));
     let labels = f.outcome.clone().unwrap_or_else(|| vec![0; f.len()]);
     let mut m = FeatureMatrix::new(f.person_id.clone(), labels).map_err(err)?;
@@ -174,8 +200,8 @@ fn assemble_matrix(f: &Features, groups: Option<Groups>) -> Result<FeatureMatrix
         };
         m.add_shared_feature(name, k, col.f32s()).map_err(err)?;
     }
-    for (name, values) in groups.iter().flatten() {
-        m.add_group(name, values).map_err(err)?;
+    for g in groups.into_iter().flatten() {
+        m.add_group_column(g).map_err(err)?;
     }
     Ok(m)
 }
@@ -694,7 +720,37 @@ fn explain_rows(
 
 #[cfg(test)]
 mod tests {
-    use super::aligned;
+    use super::{AGE_BANDS, GroupColumn, age_band, aligned, group};
+
+    /// A group coded from each person's level is the group the labels give: the same
+    /// levels in the same order (first appearance) and the same codes.
+    #[test]
+    fn coded_groups_equal_groups_from_labels() {
+        let ages = [
+            40.0,
+            90.0,
+            f64::NAN,
+            17.0,
+            18.0,
+            84.9,
+            65.0,
+            40.0,
+            75.0,
+            44.0,
+        ];
+        let labels: Vec<&str> = ages.iter().map(|&a| AGE_BANDS[age_band(a)]).collect();
+        assert_eq!(
+            labels,
+            [
+                "18-44", "85+", "0-17", "0-17", "18-44", "75-84", "65-74", "18-44", "75-84",
+                "18-44"
+            ]
+        );
+        assert_eq!(
+            group("age_band", &AGE_BANDS, ages.iter().map(|&a| age_band(a))),
+            GroupColumn::from_values("age_band", &labels)
+        );
+    }
 
     /// Each person gets their own earlier value or none, by merge on ascending ids and by
     /// lookup otherwise.

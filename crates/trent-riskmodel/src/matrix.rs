@@ -191,17 +191,34 @@ impl FeatureMatrix {
 
     /// Add a group column (one string per row).
     pub fn add_group<S: AsRef<str>>(&mut self, name: &str, values: &[S]) -> Result<()> {
-        if values.len() != self.ids.len() {
+        self.add_group_column(GroupColumn::from_values(name, values))
+    }
+
+    /// [`FeatureMatrix::add_group`] for a group column already coded (each code an index
+    /// into its levels, checked here).
+    pub fn add_group_column(&mut self, g: GroupColumn) -> Result<()> {
+        if g.codes.len() != self.ids.len() {
             return Err(Error::Invalid(format!(
-                "group column '{name}' has {} values for {} rows",
-                values.len(),
+                "group column '{}' has {} values for {} rows",
+                g.name,
+                g.codes.len(),
                 self.ids.len()
             )));
         }
-        if self.names.iter().any(|n| n == name) || self.groups.iter().any(|g| g.name == name) {
-            return Err(Error::Invalid(format!("group column '{name}' added twice")));
+        if self.names.iter().any(|n| *n == g.name) || self.groups.iter().any(|x| x.name == g.name) {
+            return Err(Error::Invalid(format!(
+                "group column '{}' added twice",
+                g.name
+            )));
         }
-        self.groups.push(GroupColumn::from_values(name, values));
+        if let Some(c) = g.codes.iter().find(|&&c| c as usize >= g.levels.len()) {
+            return Err(Error::Invalid(format!(
+                "group column '{}' has code {c} for {} levels",
+                g.name,
+                g.levels.len()
+            )));
+        }
+        self.groups.push(g);
         Ok(())
     }
 

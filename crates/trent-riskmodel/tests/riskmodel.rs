@@ -1105,3 +1105,35 @@ fn group_columns_code_each_row_by_its_level() {
         assert_eq!(g.levels[c as usize], *v);
     }
 }
+
+/// A group column given already coded is refused when a code names no level, when it
+/// has a value too few or too many, or when its name is taken; a good one is kept as it is.
+#[test]
+fn coded_group_columns_are_checked() {
+    use trent_riskmodel::matrix::GroupColumn;
+    let mut m = FeatureMatrix::new(vec![1, 2, 3], vec![0, 1, 0]).unwrap();
+    m.add_feature("x", FeatureKind::Numeric, vec![0.0, 1.0, 2.0])
+        .unwrap();
+    let g = |name: &str, codes: Vec<u32>| GroupColumn {
+        name: name.into(),
+        levels: vec!["a".into(), "b".into()],
+        codes,
+    };
+    let e = m
+        .add_group_column(g("s", vec![0, 2, 1]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("code 2 for 2 levels"), "{e}");
+    let e = m
+        .add_group_column(g("s", vec![0, 1]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("2 values for 3 rows"), "{e}");
+    let e = m
+        .add_group_column(g("x", vec![0, 1, 1]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("added twice"), "{e}");
+    m.add_group_column(g("s", vec![1, 0, 1])).unwrap();
+    assert_eq!(m.groups(), &[g("s", vec![1, 0, 1])]);
+}
