@@ -205,7 +205,7 @@ impl FeatureMatrix {
                 self.ids.len()
             )));
         }
-        if self.names.iter().any(|n| *n == g.name) || self.groups.iter().any(|x| x.name == g.name) {
+        if self.names.contains(&g.name) || self.groups.iter().any(|x| x.name == g.name) {
             return Err(Error::Invalid(format!(
                 "group column '{}' added twice",
                 g.name
