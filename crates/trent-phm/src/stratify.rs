@@ -157,7 +157,7 @@ fn fairness_groups(f: &Features) -> Vec<GroupColumn> {
         group("age_band", &AGE_BANDS, col("age").map(age_band)),
         group(
             "ethnicity",
-            &ETHNIC_GROUPS,
+            ETHNIC_GROUPS,
             col("ethnic_group").map(|e| (e as usize).min(ETHNIC_GROUPS.len() - 1)),
         ),
     ]
