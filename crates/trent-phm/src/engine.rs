@@ -837,7 +837,9 @@ async fn universe(ctx: &SessionContext, first: i32, last: i32) -> Result<Univers
         reg_end: Vec::with_capacity(n),
         death: Vec::with_capacity(n),
     };
-    for b in &batches {
+    // each batch freed once read, so the ordering below reuses its memory
+    for b in batches {
+        let b = &b;
         let pid = i64s(b, "person_id")?;
         p.person_id
             .extend_from_slice(pid.as_primitive::<Int64Type>().values());
