@@ -1338,6 +1338,29 @@ mod tests {
             Column::F64(vec![1.0, f64::NAN])
         );
         assert_ne!(Column::of(vec![1.0, 2.0]), Column::of(vec![1.0, 2.5]));
+        // built in blocks: whole numbers first, a fraction in a later block widens the
+        // column, the earlier values exactly; for a model it is rounded instead
+        let blocks = [vec![3.0, f64::NAN, 7.0], vec![1.0, 0.1], vec![2.0]];
+        let mut full = ColumnBuilder::new(6, Precision::Full);
+        let mut model = ColumnBuilder::new(6, Precision::Model);
+        for b in &blocks {
+            full.extend(b.iter().copied());
+            model.extend(b.iter().copied());
+        }
+        let Column::F64(v) = full.finish() else {
+            panic!("a fraction makes the column f64")
+        };
+        let all: Vec<f64> = blocks.concat();
+        assert_eq!(v.len(), all.len());
+        assert!(
+            v.iter()
+                .zip(&all)
+                .all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()))
+        );
+        let Column::F32(m) = model.finish() else {
+            panic!("a model's column is f32")
+        };
+        assert_eq!(m[4], 0.1f32);
     }
 
     /// The engine's fold over each distinct code's facts gives exactly what the five
