@@ -682,7 +682,7 @@ pub fn explain_batch(
     b: &RecordBatch,
 ) -> Result<Vec<[Option<String>; 3]>, PhmError> {
     let f = features_from_batch(b)?;
-    let m = matrix(&f)?;
+    let m = scoring_matrix(&f)?;
     let (model, _) = load_model(model_file, &m)?;
     let rows: Vec<usize> = (0..m.n_rows()).collect();
     explain_rows(&model, &m, &rows)

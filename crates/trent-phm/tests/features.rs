@@ -175,20 +175,17 @@ async fn a_date_for_the_model_gives_the_same_matrix() {
         }
     }
     // whole numbers in f32, fractions in f64, at full precision
-    let col = |name: &str| f.column(name).unwrap();
-    for name in [
-        "age",
-        "emergency_365",
-        "ltc_diabetes",
-        "charlson",
-        "efi_band",
-    ] {
+    for (name, c) in f.names.iter().zip(&f.columns) {
+        let fractions = ["efi", "hfrs", "cms"].contains(&name.as_str());
         assert!(
-            matches!(col(name), Column::F32(_)),
-            "{name} is whole numbers"
+            fractions || matches!(c, Column::F32(_)),
+            "{name} is whole numbers or flags"
         );
     }
-    assert!(matches!(col("efi"), Column::F64(_)), "efi is fractions");
+    assert!(
+        matches!(f.column("efi").unwrap(), Column::F64(_)),
+        "efi is fractions"
+    );
     let want = trent_phm::stratify::matrix(f).unwrap();
     let got = trent_phm::stratify::matrix(m).unwrap();
     assert_eq!(got.ids(), want.ids());
