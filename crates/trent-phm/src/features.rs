@@ -233,13 +233,8 @@ impl PartialEq for Column {
 impl Column {
     /// The values without loss: f32 when each is exactly one, else f64.
     pub fn of(v: Vec<f64>) -> Column {
-        Column::collect(v.into_iter(), Precision::Full)
-    }
-    /// A column of `values` at `precision`: [`Column::of`] at [`Precision::Full`],
-    /// every value rounded once to f32 at [`Precision::Model`].
-    pub fn collect<I: Iterator<Item = f64> + Clone>(values: I, precision: Precision) -> Column {
-        let mut b = ColumnBuilder::new(values.size_hint().0, precision);
-        b.extend(values);
+        let mut b = ColumnBuilder::new(v.len(), Precision::Full);
+        b.extend(v.into_iter());
         b.finish()
     }
     /// Number of values.
@@ -265,10 +260,6 @@ impl Column {
     pub fn iter(&self) -> impl Iterator<Item = f64> + Clone + '_ {
         // (one predictable branch a value, not a call through a boxed iterator)
         (0..self.len()).map(move |i| self.get(i))
-    }
-    /// The values in f64.
-    pub fn to_f64(&self) -> Vec<f64> {
-        self.iter().collect()
     }
     /// The values in f32, as a model reads them: an f32 column shared, not copied; an f64
     /// one rounded once.
@@ -1317,7 +1308,7 @@ mod tests {
             let c = Column::of(v.clone());
             assert_eq!(matches!(c, Column::F32(_)), f32_ok, "{v:?}");
             assert_eq!(c.len(), v.len());
-            let back = c.to_f64();
+            let back: Vec<f64> = c.iter().collect();
             for (a, b) in back.iter().zip(&v) {
                 assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
             }

@@ -83,7 +83,6 @@ pub struct StratifyReport {
     pub timings: Vec<(&'static str, f64)>,
 }
 
-/// Age band labels for fairness tables.
 /// The age bands the evaluation is broken down by.
 const AGE_BANDS: [&str; 6] = ["0-17", "18-44", "45-64", "65-74", "75-84", "85+"];
 
